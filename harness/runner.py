@@ -1,0 +1,267 @@
+"""The runner: one (task, model, configuration) cell from the data root to a result folder.
+
+    resolve task and model -> refuse a capability mismatch -> list samples -> (stratified --limit) -> shard
+    -> per sample: cache hit, or load (DataLoader workers) -> batch -> task.evaluate -> cache write
+    -> task.aggregate -> result.json + samples.jsonl (atomic)
+
+A bad item (undecodable video, model output with NaN) is recorded as a failure with its path and the run goes on;
+`strict` turns the first failure into an error. Interrupting a run loses nothing: every finished sample is already in
+the cache, and the next run with the same configuration picks up from there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+from harness.cache import SampleCache, default_cache_root, run_key
+from harness.dataset import ensure_mini
+from harness.errors import CapabilityError, DataError, HarnessError
+from harness.hashing import derive_seed, sha256_obj
+from harness.io import read_json
+from harness.registry import MODELS, TASKS
+from harness.results import SCHEMA_VERSION, environment, git_state, now_iso, result_dir, write_result
+from harness.subset import stratified_subset
+from harness.task import Record, Sample, Task
+from models.base import ModelAdapter
+
+
+@dataclass
+class RunSpec:
+    task: str
+    model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    task_args: dict[str, Any] = field(default_factory=dict)
+    data_root: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    batch_size: int | None = None
+    workers: int = 0
+    device: str = "cpu"
+    results_root: str = "results"
+    cache_root: str | None = None
+    strict: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    rank: int = 0
+    world_size: int = 1
+
+
+@dataclass
+class RunOutcome:
+    path: Path
+    result: dict[str, Any]
+    skipped: bool = False
+
+
+class StrictModeError(HarnessError):
+    """--strict: the first bad item stops the run."""
+
+
+def build_task(name: str, overrides: dict[str, Any] | None = None) -> Task:
+    return TASKS.get(name)(**(overrides or {}))
+
+
+def build_model(name: str, args: dict[str, Any] | None = None, device: str = "cpu") -> ModelAdapter:
+    factory = MODELS.get(name)
+    return factory(device=device, **(args or {}))
+
+
+def model_identity(name: str, model: ModelAdapter) -> dict[str, Any]:
+    return {"adapter": MODELS.entry(name), "config": model.config(), "weights": model.weight_hashes()}
+
+
+def check_capabilities(task: Task, model_cls: Any) -> None:
+    missing = task.requires - frozenset(getattr(model_cls, "capabilities", frozenset()))
+    if missing:
+        raise CapabilityError(f"task {task.name} needs {', '.join(sorted(missing))}; model "
+                              f"{getattr(model_cls, '__name__', model_cls)} offers only "
+                              f"{', '.join(sorted(getattr(model_cls, 'capabilities', []))) or 'nothing'}")
+
+
+def resolve_data_root(task: Task, data_root: str | None, cache_root: str | None) -> tuple[Path, bool]:
+    """(root, is_mini): the user's copy, or the mini split generated once into the cache."""
+    if data_root:
+        return Path(data_root).expanduser().resolve(), False
+    return ensure_mini(task.dataset, seed=0, cache_root=cache_root), True
+
+
+def run(spec: RunSpec, log: Callable[[str], None] | None = None) -> RunOutcome:
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    task = build_task(spec.task, spec.task_args)
+    check_capabilities(task, MODELS.get(spec.model))
+    root, is_mini = resolve_data_root(task, spec.data_root, spec.cache_root)
+    if is_mini:
+        log(f"[harness] no --data-root: evaluating {task.name} on the {task.dataset} mini split at {root}")
+
+    listing = task.samples(root)
+    samples = sorted(listing.samples, key=lambda s: s.id)
+    ids = [s.id for s in samples]
+    if len(set(ids)) != len(ids):
+        raise HarnessError(f"task {task.name} listed duplicate sample ids")
+    n_total = len(samples)
+    if spec.limit is not None and spec.limit < n_total:
+        samples = stratified_subset(samples, spec.limit, spec.seed)
+        log(f"[harness] --limit {spec.limit}: a stratified subset of {len(samples)}/{n_total} samples "
+            "(for testing only; limited results never enter the leaderboard)")
+
+    model = build_model(spec.model, spec.model_args, spec.device)
+    reason = task.check_model(model)
+    if reason:
+        raise CapabilityError(reason)
+    m_id = model_identity(spec.model, model)
+    t_id = {"name": task.name, "version": task.version, "protocol": task.protocol_dict(), "seed": spec.seed}
+    manifest_sha = sha256_obj([s.fingerprint() for s in samples])
+    task_hash = sha256_obj({**t_id, "manifest": manifest_sha})
+    config_hash = sha256_obj({"model": m_id, "task": task_hash, "limit": spec.limit})[:12]
+    folder = result_dir(spec.results_root, spec.model, task.name, task.version, config_hash)
+
+    existing = folder / "result.json"
+    if existing.exists() and not spec.overwrite and spec.rank == 0:
+        try:
+            done = read_json(existing)
+            if done.get("status") == "complete":
+                log(f"[harness] {existing} is already complete (use --overwrite to evaluate again)")
+                return RunOutcome(existing, done, skipped=True)
+        except (OSError, ValueError):
+            pass
+
+    cache = SampleCache(spec.cache_root or default_cache_root(), run_key(m_id, t_id))
+    shard = samples[spec.rank::spec.world_size]
+    t0 = time.perf_counter()
+    records, failures, reused, eval_s = _evaluate(task, model, shard, cache, spec, log)
+    wall = time.perf_counter() - t0
+    failures += [dict(r, stage="listing") for r in listing.rejected]
+
+    by_id = {r.sample_id: r for r in records}
+    ordered = [by_id[s.id] for s in shard if s.id in by_id]
+    metrics = {k: m.to_dict() for k, m in task.aggregate(ordered).items()} if ordered else {}
+    status = "complete" if not failures and len(ordered) == len(shard) else ("failed" if not ordered else "partial")
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "created_at": now_iso(),
+        "status": status,
+        "harness": {"version": _version(), **git_state()},
+        "task": {"name": task.name, "version": task.version, "family": task.family, "hash": task_hash,
+                 "protocol": task.protocol_dict(), "requires": sorted(task.requires),
+                 "headline": list(task.headline),
+                 "data": {"dataset": task.dataset, "root": str(root), "mini": is_mini, "manifest_sha": manifest_sha,
+                          "n_listed": n_total, "n_selected": len(samples), "n_evaluated": len(ordered),
+                          "limit": spec.limit, "limited": spec.limit is not None and spec.limit < n_total}},
+        "model": {"id": spec.model, "adapter": m_id["adapter"], "args": m_id["config"], "weights": m_id["weights"],
+                  "parameters": model.num_parameters(), "metadata": dataclasses.asdict(model.metadata)},
+        "seed": spec.seed,
+        "env": environment(),
+        "metrics": metrics,
+        "timing": {"wall_s": round(wall, 3), "evaluate_s": round(eval_s, 3), "computed": len(ordered) - reused,
+                   "reused": reused, "samples_per_s": round(len(ordered) / wall, 3) if wall > 0 else None},
+        "failures": {"n": len(failures), "items": failures},
+        "config_hash": config_hash,
+    }
+    rows = [{"sample_id": r.sample_id, **r.values} for r in ordered]
+    rows += [{"sample_id": f["sample_id"], "error": f["error"]} for f in failures if f.get("sample_id")]
+    path = write_result(folder, result, rows)
+    log(f"[harness] {status}: {len(ordered)} samples ({reused} reused from the cache), {len(failures)} failures "
+        f"-> {path}")
+    return RunOutcome(path, result)
+
+
+def _version() -> str:
+    from harness import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------------------------------------------------
+class _Loader(torch.utils.data.Dataset):
+    """Decodes one sample in a DataLoader worker; a bad item becomes an error message, never a crash."""
+
+    def __init__(self, task: Task, samples: list[Sample]):
+        self.task, self.samples = task, samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        s = self.samples[i]
+        try:
+            return s, self.task.load(s), None
+        except DataError as exc:
+            return s, None, str(exc)
+        except Exception as exc:  # noqa: BLE001 - an unexpected reader error is still one bad item
+            return s, None, f"{s.path or s.id}: {type(exc).__name__}: {exc}"
+
+
+def _as_batch(items):
+    return items
+
+
+def _evaluate(task: Task, model: ModelAdapter, samples: list[Sample], cache: SampleCache, spec: RunSpec, log):
+    records: list[Record] = []
+    failures: list[dict[str, str]] = []
+    todo: list[Sample] = []
+    for s in samples:
+        hit = cache.get(s)
+        if hit is not None:
+            records.append(hit)
+        else:
+            todo.append(s)
+    reused = len(records)
+    if reused:
+        log(f"[harness] resuming: {reused}/{len(samples)} samples found in the cache")
+    eval_s = 0.0
+    if not todo:
+        return records, failures, reused, eval_s
+
+    def fail(sample: Sample, error: str) -> None:
+        failures.append({"sample_id": sample.id, "path": sample.path or "", "error": error})
+        log(f"[harness] failed: {error}")
+        if spec.strict:
+            raise StrictModeError(f"--strict: {error}")
+
+    batch_size = spec.batch_size or task.default_batch_size
+    loader = torch.utils.data.DataLoader(_Loader(task, todo), batch_size=batch_size, shuffle=False,
+                                         num_workers=spec.workers, collate_fn=_as_batch,
+                                         prefetch_factor=2 if spec.workers else None)
+    bar = tqdm(total=len(todo), desc=f"{task.name} x {spec.model}", unit="sample", disable=not spec.progress,
+               file=sys.stderr, dynamic_ncols=True)
+    with torch.inference_mode():
+        for batch in loader:
+            ok = []
+            for sample, inputs, error in batch:
+                if error is None:
+                    ok.append((sample, inputs))
+                else:
+                    fail(sample, error)
+            t = time.perf_counter()
+            for sample, record in _answer(task, model, ok, spec.seed, fail):
+                cache.put(sample, record)
+                records.append(record)
+            eval_s += time.perf_counter() - t
+            bar.update(len(batch))
+    bar.close()
+    return records, failures, reused, eval_s
+
+
+def _answer(task: Task, model: ModelAdapter, items: list[tuple[Sample, Any]], seed: int, fail):
+    """Evaluate a batch; if it fails, evaluate its items one by one so one bad item does not sink the others."""
+    if not items:
+        return []
+    seeds = [derive_seed(seed, s.id) for s, _ in items]
+    try:
+        out = task.evaluate(model, items, seeds)
+        if len(out) != len(items):
+            raise HarnessError(f"task returned {len(out)} records for {len(items)} samples")
+        return [(s, r) for (s, _), r in zip(items, out)]
+    except (HarnessError, ValueError, RuntimeError, FloatingPointError) as exc:
+        if len(items) > 1:
+            return [pair for item in items for pair in _answer(task, model, [item], seed, fail)]
+        sample = items[0][0]
+        fail(sample, f"{sample.path or sample.id}: {type(exc).__name__}: {exc}")
+        return []

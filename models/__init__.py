@@ -1,0 +1,7 @@
+"""Built-in model adapters, as lazy "module:Object" strings (importing this package imports nothing heavy)."""
+
+MODELS = {
+    "identity": "models.baselines.identity:IdentityAdapter",
+    "downsample": "models.baselines.downsample:DownsampleAdapter",
+    "h264": "models.baselines.codec:H264Adapter",
+}

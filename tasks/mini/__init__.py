@@ -1,0 +1,1 @@
+"""Shared material for mini splits: procedural scenes and clips of real videos."""

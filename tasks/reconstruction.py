@@ -1,0 +1,140 @@
+"""Reconstruction tasks: encode and decode a clip, then measure fidelity, bits and codebook usage.
+
+The protocol fixes everything that changes the numbers: split, frame count, frame sampling, resize rule and crop.
+Fidelity is measured on uint8-rounded frames held in memory (never on re-encoded files, which would add codec loss
+to both sides).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+from harness.metrics.codebook import level_histogram, usage
+from harness.metrics.pixel import PSNR_CAP_DB, pooled_psnr
+from harness.metrics.pixel import video_fidelity
+from harness.stats import bootstrap_ci, mean_metric
+from harness.task import Metric, Record, Sample, Task
+from harness.video import center_crop, probe, read_frames, resize_short_side, sample_indices, to_model_input, \
+    to_uint8_frames
+from models.base import RECONSTRUCT, ModelAdapter
+
+RGB_BITS_PER_PIXEL = 24.0
+
+
+class ModelOutputError(HarnessError):
+    """An adapter answered with something unusable (wrong shape, NaN)."""
+
+
+@dataclass(frozen=True)
+class ReconProtocol:
+    split: str = "test"
+    num_frames: int = 17
+    sampling: str = "center"  # see harness.video.sample_indices
+    stride: int = 1
+    resize: int = 128  # short side, bilinear with antialiasing (torchvision Resize semantics)
+    crop: int = 128  # centre crop, square
+    ssim_variant: str = "gaussian11"
+    bootstrap_iters: int = 1000
+
+
+class ReconstructionTask(Task):
+    """Base of clip reconstruction tasks; a subclass supplies `samples` for its data set's layout."""
+
+    family: ClassVar[str] = "reconstruction"
+    requires: ClassVar[frozenset[str]] = frozenset({RECONSTRUCT})
+    default_batch_size: ClassVar[int] = 4
+    headline: ClassVar[tuple[str, ...]] = ("psnr_frame", "psnr_video", "ssim", "bpp", "compression_ratio")
+    Protocol: ClassVar[type] = ReconProtocol
+
+    def load(self, sample: Sample) -> dict[str, Any]:
+        p = self.protocol
+        info = probe(sample.path)
+        idx = sample_indices(info.num_frames, p.num_frames, p.sampling, stride=p.stride)
+        frames = read_frames(sample.path, idx, info=info)
+        return {"frames": self.transform(frames), "indices": idx.tolist(),
+                "padded": bool(info.num_frames < (p.num_frames - 1) * p.stride + 1)}
+
+    def transform(self, frames: np.ndarray) -> torch.Tensor:
+        p = self.protocol
+        x = resize_short_side(frames, p.resize) if p.resize else torch.as_tensor(frames)
+        return center_crop(x, p.crop) if p.crop else x
+
+    def evaluate(self, model: ModelAdapter, batch: list[tuple[Sample, Any]], seeds: list[int]) -> list[Record]:
+        frames = torch.stack([inputs["frames"] for _, inputs in batch])  # (B, T, H, W, 3) uint8
+        video = to_model_input(frames).to(model.device)
+        tokens, recon = model.reconstruct(video)
+        if tuple(recon.shape) != tuple(video.shape):
+            raise ModelOutputError(f"reconstruction has shape {tuple(recon.shape)}, input {tuple(video.shape)}")
+        if not torch.isfinite(recon).all():
+            raise ModelOutputError("reconstruction contains NaN or infinite values")
+        out = to_uint8_frames(recon.cpu())
+        bpp = tokens.bits_per_pixel()
+        records = []
+        for i, (sample, inputs) in enumerate(batch):
+            fid = video_fidelity(frames[i], out[i], self.protocol.ssim_variant)
+            values = {**fid.as_dict(), "frame_indices": inputs["indices"], "padded": inputs["padded"],
+                      "bpp": None if bpp is None else float(bpp[i]),
+                      "latent_elements": tokens.latent_elements,
+                      "levels": [{"name": lv.name, "codebook_size": lv.codebook_size, "code_bits": lv.code_bits,
+                                  "codes": lv.num_codes} for lv in tokens.levels]}
+            arrays = {}
+            for j, level in enumerate(tokens.levels):
+                for key, arr in level_histogram(level, i).items():
+                    arrays[f"level{j}_{key}"] = arr
+            records.append(Record(sample.id, values, arrays))
+        return records
+
+    def aggregate(self, records: list[Record]) -> dict[str, Metric]:
+        v = lambda key: [r.values[key] for r in records]  # noqa: E731
+        iters = self.protocol.bootstrap_iters
+        cap = f"cap {PSNR_CAP_DB:g} dB"
+        m: dict[str, Metric] = {
+            "psnr_frame": mean_metric(v("psnr_frame"), True, f"mean over videos of mean per-frame PSNR; uint8 RGB, "
+                                                            f"range 255; {cap}", "dB"),
+            "psnr_video": mean_metric(v("psnr_video"), True, f"mean over videos of per-video PSNR (MSE pooled over "
+                                                            f"the video); uint8 RGB, range 255; {cap}", "dB"),
+            "ssim": mean_metric(v("ssim"), True, f"{self.protocol.ssim_variant} (skimage semantics), per channel, "
+                                                 "mean over frames then videos"),
+        }
+        sse, vals = np.asarray(v("sse")), np.asarray(v("values"))
+        ci = bootstrap_ci(lambda idx: pooled_psnr(sse[idx].sum(), int(vals[idx].sum())), len(records), iters)
+        m["psnr_pooled"] = Metric(pooled_psnr(sse.sum(), int(vals.sum())), len(records), True,
+                                  ci_low=ci and ci[0], ci_high=ci and ci[1], ci_method=ci and "percentile bootstrap",
+                                  variant=f"PSNR of the MSE pooled over the whole set (torchmetrics default); {cap}",
+                                  unit="dB")
+        identical = sum(v("identical_frames"))
+        m["identical_frames"] = Metric(float(identical), len(records), None, variant="frames reconstructed exactly "
+                                       "(their PSNR is the cap)")
+        bpp = [b for b in v("bpp") if b is not None]
+        if bpp:
+            m["bpp"] = mean_metric(bpp, False, "bits per pixel of the clip's representation", "bit/px")
+            m["compression_ratio"] = Metric(RGB_BITS_PER_PIXEL / float(np.mean(bpp)), len(bpp), True,
+                                            variant="24-bit RGB bits / mean bits per pixel")
+        else:
+            elements = records[0].values.get("latent_elements")
+            m["bpp"] = Metric(None, len(records), False, reason="continuous latent: no bit count"
+                              + (f" ({elements} latent values per clip)" if elements else ""))
+        m.update(self._codebook_metrics(records))
+        return m
+
+    def _codebook_metrics(self, records: list[Record]) -> dict[str, Metric]:
+        levels = records[0].values.get("levels") or []
+        out: dict[str, Metric] = {}
+        if levels:
+            out["tokens_per_clip"] = Metric(float(sum(lv["codes"] for lv in levels)), len(records), None,
+                                            variant="codes per clip summed over levels")
+        for j, lv in enumerate(levels):
+            hists = [{k.split("_", 1)[1]: a for k, a in r.arrays.items() if k.startswith(f"level{j}_")}
+                     for r in records]
+            stats = usage(hists, lv["codebook_size"])
+            for key, value in stats.items():
+                better = True if key in ("used_fraction", "entropy_ratio", "perplexity", "bit_entropy_mean") else None
+                out[f"codebook/{lv['name']}/{key}"] = Metric(
+                    value if math.isfinite(value) else None, len(records), better,
+                    variant=f"over all codes of the evaluated set; codebook {lv['codebook_size']}")
+        return out
