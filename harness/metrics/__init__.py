@@ -1,0 +1,1 @@
+"""Metrics, each matching its reference implementation; see the README for the variants."""
