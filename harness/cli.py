@@ -95,6 +95,22 @@ def cmd_make_mini(args) -> int:
     return 0
 
 
+def cmd_check_data(args) -> int:
+    from harness.check import check_dataset, check_task
+    from harness.io import write_json
+
+    if bool(args.task) == bool(args.dataset):
+        raise HarnessError("check-data needs exactly one of --task or --dataset")
+    if args.task:
+        report = check_task(args.task, args.data_root, args.strict, not args.no_progress)
+    else:
+        report = check_dataset(args.dataset, args.data_root, args.strict, not args.no_progress)
+    print(report.summary())
+    if args.json:
+        write_json(args.json, report.as_dict())
+    return 0 if report.ok else 1
+
+
 def cmd_report(args) -> int:
     from harness.report.leaderboard import write_leaderboard
 
@@ -136,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("check-data", help="verify a data set copy: split files, missing files, undecodable items")
+    p.add_argument("--task", help="check the split this task evaluates, with its reader and loader")
+    p.add_argument("--dataset", help="check every split and annotation file of a data set")
+    p.add_argument("--data-root", help="the copy to check (default: the mini split)")
+    p.add_argument("--strict", action="store_true", help="stop at the first problem")
+    p.add_argument("--json", help="write the report to this JSON file")
+    p.add_argument("--no-progress", action="store_true")
     p = sub.add_parser("report", help="leaderboard from the result files")
     p.add_argument("--results", default="results")
     p.add_argument("--include-limited", action="store_true")
@@ -143,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "make-mini": cmd_make_mini, "report": cmd_report, "score": cmd_score}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "make-mini": cmd_make_mini, "check-data": cmd_check_data,
+            "report": cmd_report, "score": cmd_score}
 
 
 def main(argv: list[str] | None = None) -> int:

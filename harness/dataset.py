@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from harness.cache import default_cache_root
 from harness.io import write_text
+from harness.task import Sample, SampleList
 
 
 class Dataset(ABC):
@@ -26,6 +27,18 @@ class Dataset(ABC):
     @abstractmethod
     def write_mini(self, out: Path, seed: int = 0) -> None:
         """Write the mini split into the empty folder `out`, deterministically for `seed`."""
+
+    def check_listing(self, root: Path) -> SampleList:
+        """Every media item referenced by every split/annotation file under `root`, with the reader's rejections
+        (missing files, malformed lines as file:line). Used by `check-data --dataset`."""
+        raise NotImplementedError(f"data set {self.name} does not implement check_listing")
+
+    def check_load(self, sample: Sample) -> None:
+        """Prove one item decodes: by default a video whose last frame must decode (catches truncation)."""
+        from harness.video import probe, read_frames
+
+        info = probe(sample.path)
+        read_frames(sample.path, [0, info.num_frames - 1], backend="pyav", info=info)
 
     def missing_message(self, root: Path, what: str) -> str:
         return (f"{what} not found under {root}. Expected the {self.name} layout: {self.layout}. "

@@ -38,6 +38,21 @@ class UCF101(Dataset):
     def write_mini(self, out: Path, seed: int = 0) -> None:
         write_ucf101_mini(out, seed)
 
+    def check_listing(self, root: Path) -> SampleList:
+        """Every video of the six official split files (each listed once), with the problems of each file."""
+        seen: dict[str, Sample] = {}
+        rejected: list[dict[str, str]] = []
+        for split in [f"{kind}list0{k}" for kind in ("train", "test") for k in (1, 2, 3)]:
+            try:
+                listing = list_split(root, split)
+            except MissingDataError as exc:
+                rejected.append({"sample_id": "", "path": str(root / SPLIT_DIR / f"{split}.txt"), "error": str(exc)})
+                continue
+            rejected += [r for r in listing.rejected if r not in rejected]
+            for s in listing.samples:
+                seen.setdefault(s.id, s)
+        return SampleList(sorted(seen.values(), key=lambda s: s.id), rejected)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reader
