@@ -45,8 +45,9 @@ def cmd_run(args) -> int:
                    results_root=args.results, cache_root=args.cache, strict=args.strict, overwrite=args.overwrite,
                    progress=not args.no_progress)
     outcome = run(spec)
-    print(metrics_table(outcome.result))
-    print(f"result: {outcome.path}")
+    if outcome.result:  # only rank 0 of a torchrun job holds the result
+        print(metrics_table(outcome.result))
+        print(f"result: {outcome.path}")
     return 0
 
 

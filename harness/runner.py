@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
+from harness import distributed
 from harness.cache import SampleCache, default_cache_root, run_key
 from harness.dataset import ensure_mini
 from harness.errors import CapabilityError, DataError, HarnessError
@@ -49,8 +50,6 @@ class RunSpec:
     strict: bool = False
     overwrite: bool = False
     progress: bool = True
-    rank: int = 0
-    world_size: int = 1
 
 
 @dataclass
@@ -93,7 +92,21 @@ def resolve_data_root(task: Task, data_root: str | None, cache_root: str | None)
 
 
 def run(spec: RunSpec, log: Callable[[str], None] | None = None) -> RunOutcome:
-    log = log or (lambda msg: print(msg, file=sys.stderr))
+    ctx = distributed.setup(spec.device)
+    try:
+        return _run(spec, ctx, log or _stderr_log(ctx))
+    finally:
+        ctx.close()
+
+
+def _stderr_log(ctx: distributed.DistContext) -> Callable[[str], None]:
+    def log(msg: str) -> None:
+        if ctx.is_main or "failed" in msg:
+            print(msg if ctx.world_size == 1 else f"[rank {ctx.rank}] {msg}", file=sys.stderr)
+    return log
+
+
+def _run(spec: RunSpec, ctx: distributed.DistContext, log: Callable[[str], None]) -> RunOutcome:
     task = build_task(spec.task, spec.task_args)
     check_capabilities(task, MODELS.get(spec.model))
     root, is_mini = resolve_data_root(task, spec.data_root, spec.cache_root)
@@ -110,8 +123,10 @@ def run(spec: RunSpec, log: Callable[[str], None] | None = None) -> RunOutcome:
         samples = stratified_subset(samples, spec.limit, spec.seed)
         log(f"[harness] --limit {spec.limit}: a stratified subset of {len(samples)}/{n_total} samples "
             "(for testing only; limited results never enter the leaderboard)")
+    for r in listing.rejected:
+        log(f"[harness] data problem (not evaluated): {r['error']}")
 
-    model = build_model(spec.model, spec.model_args, spec.device)
+    model = build_model(spec.model, spec.model_args, distributed.rank_device(spec.device, ctx))
     reason = task.check_model(model)
     if reason:
         raise CapabilityError(reason)
@@ -122,27 +137,23 @@ def run(spec: RunSpec, log: Callable[[str], None] | None = None) -> RunOutcome:
     config_hash = sha256_obj({"model": m_id, "task": task_hash, "limit": spec.limit})[:12]
     folder = result_dir(spec.results_root, spec.model, task.name, task.version, config_hash)
 
-    existing = folder / "result.json"
-    if existing.exists() and not spec.overwrite and spec.rank == 0:
-        try:
-            done = read_json(existing)
-            if done.get("status") == "complete":
-                log(f"[harness] {existing} is already complete (use --overwrite to evaluate again)")
-                return RunOutcome(existing, done, skipped=True)
-        except (OSError, ValueError):
-            pass
+    done = _complete_result(folder / "result.json") if not spec.overwrite else None
+    if done is not None:
+        log(f"[harness] {folder / 'result.json'} is already complete (use --overwrite to evaluate again)")
+        return RunOutcome(folder / "result.json", done, skipped=True)
 
     cache = SampleCache(spec.cache_root or default_cache_root(), run_key(m_id, t_id))
-    shard = samples[spec.rank::spec.world_size]
     t0 = time.perf_counter()
-    records, failures, reused, eval_s = _evaluate(task, model, shard, cache, spec, log)
+    mine = _evaluate(task, model, samples[ctx.rank::ctx.world_size], cache, spec, log, ctx.is_main)
+    parts = ctx.gather(mine)
+    if not ctx.is_main:
+        ctx.barrier()
+        return RunOutcome(folder / "result.json", {}, skipped=False)
+    records, failures, reused, eval_s = _merge(parts, samples)
     wall = time.perf_counter() - t0
-    failures += [dict(r, stage="listing") for r in listing.rejected]
 
-    by_id = {r.sample_id: r for r in records}
-    ordered = [by_id[s.id] for s in shard if s.id in by_id]
-    metrics = {k: m.to_dict() for k, m in task.aggregate(ordered).items()} if ordered else {}
-    status = "complete" if not failures and len(ordered) == len(shard) else ("failed" if not ordered else "partial")
+    metrics = {k: m.to_dict() for k, m in task.aggregate(records).items()} if records else {}
+    status = "complete" if not failures else ("failed" if not records else "partial")
     result = {
         "schema_version": SCHEMA_VERSION,
         "created_at": now_iso(),
@@ -152,24 +163,61 @@ def run(spec: RunSpec, log: Callable[[str], None] | None = None) -> RunOutcome:
                  "protocol": task.protocol_dict(), "requires": sorted(task.requires),
                  "headline": list(task.headline),
                  "data": {"dataset": task.dataset, "root": str(root), "mini": is_mini, "manifest_sha": manifest_sha,
-                          "n_listed": n_total, "n_selected": len(samples), "n_evaluated": len(ordered),
-                          "limit": spec.limit, "limited": spec.limit is not None and spec.limit < n_total}},
+                          "n_listed": n_total, "n_selected": len(samples), "n_evaluated": len(records),
+                          "limit": spec.limit, "limited": spec.limit is not None and spec.limit < n_total,
+                          "rejected": {"n": len(listing.rejected), "items": listing.rejected}}},
         "model": {"id": spec.model, "adapter": m_id["adapter"], "args": m_id["config"], "weights": m_id["weights"],
                   "parameters": model.num_parameters(), "metadata": dataclasses.asdict(model.metadata)},
         "seed": spec.seed,
-        "env": environment(),
+        "env": {**environment(), "world_size": ctx.world_size},
         "metrics": metrics,
-        "timing": {"wall_s": round(wall, 3), "evaluate_s": round(eval_s, 3), "computed": len(ordered) - reused,
-                   "reused": reused, "samples_per_s": round(len(ordered) / wall, 3) if wall > 0 else None},
+        "timing": {"wall_s": round(wall, 3), "evaluate_s": round(eval_s, 3), "computed": len(records) - reused,
+                   "reused": reused, "samples_per_s": round(len(records) / wall, 3) if wall > 0 else None},
         "failures": {"n": len(failures), "items": failures},
         "config_hash": config_hash,
     }
-    rows = [{"sample_id": r.sample_id, **r.values} for r in ordered]
-    rows += [{"sample_id": f["sample_id"], "error": f["error"]} for f in failures if f.get("sample_id")]
-    path = write_result(folder, result, rows)
-    log(f"[harness] {status}: {len(ordered)} samples ({reused} reused from the cache), {len(failures)} failures "
+    rows = [{"sample_id": r.sample_id, **r.values} for r in records]
+    rows += [{"sample_id": f["sample_id"], "error": f["error"]} for f in failures]
+    try:
+        path = write_result(folder, result, rows)
+    except OSError as exc:
+        raise HarnessError(f"cannot write the result to {folder} ({exc}); nothing half-written was left there, and "
+                           f"the {len(records)} computed samples are in the cache for the next attempt") from exc
+    finally:
+        ctx.barrier()
+    log(f"[harness] {status}: {len(records)} samples ({reused} reused from the cache), {len(failures)} failures "
         f"-> {path}")
     return RunOutcome(path, result)
+
+
+def _complete_result(path: Path) -> dict[str, Any] | None:
+    try:
+        done = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return done if done.get("status") == "complete" else None
+
+
+def _merge(parts, samples: list[Sample]):
+    """Rank 0: records and failures of every rank, deduplicated by sample id, in sample order; the count checked."""
+    by_id: dict[str, Record] = {}
+    failed: dict[str, dict[str, str]] = {}
+    reused, eval_s = 0, 0.0
+    for records, failures, n_reused, seconds in parts:
+        for r in records:
+            by_id.setdefault(r.sample_id, r)
+        for f in failures:
+            failed.setdefault(f["sample_id"], f)
+        reused += n_reused
+        eval_s = max(eval_s, seconds)
+    expected = {s.id for s in samples}
+    answered = set(by_id) | set(failed)
+    if answered != expected:
+        raise HarnessError(f"gathered {len(answered)} sample answers for {len(expected)} samples "
+                           f"(missing: {sorted(expected - answered)[:5]}, unexpected: {sorted(answered - expected)[:5]})")
+    records = [by_id[s.id] for s in samples if s.id in by_id]
+    failures = [failed[s.id] for s in samples if s.id in failed and s.id not in by_id]
+    return records, failures, reused, eval_s
 
 
 def _version() -> str:
@@ -202,7 +250,8 @@ def _as_batch(items):
     return items
 
 
-def _evaluate(task: Task, model: ModelAdapter, samples: list[Sample], cache: SampleCache, spec: RunSpec, log):
+def _evaluate(task: Task, model: ModelAdapter, samples: list[Sample], cache: SampleCache, spec: RunSpec, log,
+              show_progress: bool = True):
     records: list[Record] = []
     failures: list[dict[str, str]] = []
     todo: list[Sample] = []
@@ -228,8 +277,9 @@ def _evaluate(task: Task, model: ModelAdapter, samples: list[Sample], cache: Sam
     batch_size = spec.batch_size or task.default_batch_size
     loader = torch.utils.data.DataLoader(_Loader(task, todo), batch_size=batch_size, shuffle=False,
                                          num_workers=spec.workers, collate_fn=_as_batch,
-                                         prefetch_factor=2 if spec.workers else None)
-    bar = tqdm(total=len(todo), desc=f"{task.name} x {spec.model}", unit="sample", disable=not spec.progress,
+                                         prefetch_factor=4 if spec.workers else None,
+                                         persistent_workers=False)
+    bar = tqdm(total=len(todo), desc=f"{task.name} x {spec.model}", unit="sample", disable=not (spec.progress and show_progress),
                file=sys.stderr, dynamic_ncols=True)
     with torch.inference_mode():
         for batch in loader:
