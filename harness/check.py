@@ -76,7 +76,7 @@ def check_task(task_name: str, root: str | Path | None, strict: bool = False, pr
     from harness.runner import build_task, resolve_data_root
 
     task = build_task(task_name, overrides)
-    data_root, _ = resolve_data_root(task, str(root) if root else None, None)
+    data_root, _ = resolve_data_root(task, str(root) if root else None)
     return check_items(task_name, data_root, task.samples(data_root), task.load, strict, progress)
 
 

@@ -29,7 +29,8 @@ def _add_run(sub) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for decoding")
     p.add_argument("--device", default="cpu")
     p.add_argument("--results", default="results", help="results folder (default: results/)")
-    p.add_argument("--cache", help="cache folder (default: $PYRATOK_BENCH_CACHE or ~/.cache/pyratok-bench)")
+    p.add_argument("--cache", help="per-sample answer cache (default: $PYRATOK_BENCH_CACHE or ~/.cache/pyratok-bench; "
+                                   "mini splits always live under $PYRATOK_BENCH_CACHE/mini)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad item instead of recording it")
     p.add_argument("--overwrite", action="store_true", help="evaluate again even if a complete result exists")
     p.add_argument("--no-progress", action="store_true")

@@ -30,6 +30,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def safe_join(root: str | Path, *parts: str) -> Path:
+    """`root / parts`, refusing any part (e.g. a name taken from an annotation file) that would leave `root`."""
+    base = Path(root).resolve()
+    target = base.joinpath(*parts).resolve()
+    if target != base and base not in target.parents:
+        raise ValueError(f"{'/'.join(parts)!r} would escape {base}")
+    return target
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -84,11 +84,11 @@ def check_capabilities(task: Task, model_cls: Any) -> None:
                               f"{', '.join(sorted(getattr(model_cls, 'capabilities', []))) or 'nothing'}")
 
 
-def resolve_data_root(task: Task, data_root: str | None, cache_root: str | None) -> tuple[Path, bool]:
-    """(root, is_mini): the user's copy, or the mini split generated once into the cache."""
+def resolve_data_root(task: Task, data_root: str | None) -> tuple[Path, bool]:
+    """(root, is_mini): the user's copy, or the mini split generated once into $PYRATOK_BENCH_CACHE/mini."""
     if data_root:
         return Path(data_root).expanduser().resolve(), False
-    return ensure_mini(task.dataset, seed=0, cache_root=cache_root), True
+    return ensure_mini(task.dataset, seed=0), True
 
 
 def run(spec: RunSpec, log: Callable[[str], None] | None = None) -> RunOutcome:
@@ -109,7 +109,7 @@ def _stderr_log(ctx: distributed.DistContext) -> Callable[[str], None]:
 def _run(spec: RunSpec, ctx: distributed.DistContext, log: Callable[[str], None]) -> RunOutcome:
     task = build_task(spec.task, spec.task_args)
     check_capabilities(task, MODELS.get(spec.model))
-    root, is_mini = resolve_data_root(task, spec.data_root, spec.cache_root)
+    root, is_mini = resolve_data_root(task, spec.data_root)
     if is_mini:
         log(f"[harness] no --data-root: evaluating {task.name} on the {task.dataset} mini split at {root}")
 
@@ -291,7 +291,11 @@ def _evaluate(task: Task, model: ModelAdapter, samples: list[Sample], cache: Sam
                     fail(sample, error)
             t = time.perf_counter()
             for sample, record in _answer(task, model, ok, spec.seed, fail):
-                cache.put(sample, record)
+                try:
+                    cache.put(sample, record)
+                except OSError as exc:
+                    raise HarnessError(f"cannot write to the cache at {cache.dir} ({exc}); the {len(records)} samples "
+                                       "finished so far are kept there for the next attempt") from exc
                 records.append(record)
             eval_s += time.perf_counter() - t
             bar.update(len(batch))

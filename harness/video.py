@@ -92,6 +92,8 @@ def probe(path: str | Path) -> VideoInfo:
             if not container.streams.video:
                 raise VideoDecodeError(path, "has no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise VideoDecodeError(path, "unsupported codec: its video stream uses a codec FFmpeg cannot decode")
             fps = float(stream.average_rate or stream.guessed_rate or 0)
             n = int(stream.frames or 0)
             codec = stream.codec_context.name
