@@ -25,11 +25,6 @@ class MotionClass:
     def text(self) -> str:
         return class_text(self.name)
 
-    @property
-    def verb_phrase(self) -> str:
-        """What a caption says the object does ("spins", "spins fast")."""
-        return "spins fast" if self.name == "SpinsFast" else self.motion
-
 
 # THUMOS14-style: CamelCase names (like BaseballPitch), ids that are not contiguous (like the UCF101 ids of
 # detclasslist.txt), and SpinsFast as a sub-class of Spins: every SpinsFast line is repeated in Spins_*.txt, exactly
