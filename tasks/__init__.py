@@ -6,4 +6,8 @@ TASKS = {
 
 DATASETS = {
     "ucf101": "tasks.ucf101:UCF101",
+    "davis2017": "tasks.davis2017:Davis2017",
+    "ytvis2021": "tasks.ytvis2021:YTVIS2021",
+    "thumos14": "tasks.thumos14:Thumos14",
+    "activitynet": "tasks.activitynet:ActivityNet",
 }
