@@ -278,9 +278,9 @@ def _evaluate(task: Task, model: ModelAdapter, samples: list[Sample], cache: Sam
     loader = torch.utils.data.DataLoader(_Loader(task, todo), batch_size=batch_size, shuffle=False,
                                          num_workers=spec.workers, collate_fn=_as_batch,
                                          prefetch_factor=4 if spec.workers else None,
-                                         persistent_workers=False)
-    bar = tqdm(total=len(todo), desc=f"{task.name} x {spec.model}", unit="sample", disable=not (spec.progress and show_progress),
-               file=sys.stderr, dynamic_ncols=True)
+                                         pin_memory=spec.device.startswith("cuda"))
+    bar = tqdm(total=len(todo), desc=f"{task.name} x {spec.model}", unit="sample", file=sys.stderr,
+               disable=not (spec.progress and show_progress), dynamic_ncols=True)
     with torch.inference_mode():
         for batch in loader:
             ok = []

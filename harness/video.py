@@ -225,13 +225,21 @@ def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
 
 
 def resize(frames: np.ndarray | torch.Tensor, height: int, width: int, antialias: bool = True) -> torch.Tensor:
-    """Bilinear resize of uint8 (T, H, W, 3) frames, rounded back to uint8."""
+    """Bilinear resize of uint8 (T, H, W, 3) frames to uint8.
+
+    Uses torch's native uint8 kernel (fixed-point, channels-last), the same one torchvision's Resize runs on uint8
+    tensors: ~50x faster than resizing in float, and within +-1 of it."""
     x = torch.as_tensor(frames)
     if tuple(x.shape[1:3]) == (height, width):
         return x
-    y = F.interpolate(x.permute(0, 3, 1, 2).float(), size=(height, width), mode="bilinear", align_corners=False,
-                      antialias=antialias)
-    return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    nchw = x.permute(0, 3, 1, 2)
+    if x.dtype == torch.uint8:
+        y = F.interpolate(nchw.contiguous(memory_format=torch.channels_last), size=(height, width), mode="bilinear",
+                          align_corners=False, antialias=antialias)
+    else:
+        y = F.interpolate(nchw.float(), size=(height, width), mode="bilinear", align_corners=False,
+                          antialias=antialias).round_().clamp_(0, 255).to(torch.uint8)
+    return y.permute(0, 2, 3, 1).contiguous()
 
 
 def resize_short_side(frames, size: int, antialias: bool = True) -> torch.Tensor:

@@ -6,7 +6,8 @@ MSE pooled over the whole set (torchmetrics' default). We report all three under
 
 SSIM follows `skimage.metrics.structural_similarity`, the reference of the conformance fixtures: per channel, mean over
 the valid region (the border where the window leaves the image is cropped), then mean over channels and frames.
-torchmetrics' SSIM differs from it by up to 2e-4 (kernel construction in float32), hence this implementation.
+torchmetrics' SSIM differs from it by up to 2e-4 (kernel construction in float32), hence this implementation,
+which filters with scipy's correlate1d in float64 exactly as skimage does.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 DATA_RANGE = 255.0
 # Identical frames have infinite PSNR; like common_metrics_on_video_quality we cap at 100 dB so results stay finite
@@ -63,28 +63,32 @@ def psnr_from_mse(mse: torch.Tensor | float, data_range: float = DATA_RANGE, cap
     return p.clamp(max=cap)
 
 
-def _window_1d(variant: SSIMVariant) -> torch.Tensor:
+def _window_1d(variant: SSIMVariant) -> np.ndarray:
     if variant.window == "gaussian":
-        r = torch.arange(variant.size, dtype=torch.float64) - (variant.size - 1) / 2
-        w = torch.exp(-0.5 * (r / variant.sigma) ** 2)
+        r = np.arange(variant.size, dtype=np.float64) - (variant.size - 1) / 2
+        w = np.exp(-0.5 * (r / variant.sigma) ** 2)
     else:
-        w = torch.ones(variant.size, dtype=torch.float64)
+        w = np.ones(variant.size, dtype=np.float64)
     return w / w.sum()
 
 
-def _filter(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' filtering of (N, C, H, W) with the 1-D window `w`, per channel."""
-    c = x.shape[1]
-    kh = w.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    kw = w.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
+def _filter(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Separable filtering of (N, C, H, W) over H and W, cropped to the 'valid' region (where the window fits).
+
+    scipy's correlate1d is the routine skimage's SSIM uses, and in float64 it is ~25x faster than torch's depthwise
+    conv2d on the CPU."""
+    from scipy.ndimage import correlate1d
+
+    pad = (len(w) - 1) // 2
+    y = correlate1d(correlate1d(x, w, axis=2, mode="reflect"), w, axis=3, mode="reflect")
+    return y[:, :, pad:y.shape[2] - pad, pad:y.shape[3] - pad]
 
 
 def ssim_frames(reference, reconstruction, variant: str | SSIMVariant = "gaussian11",
-                data_range: float = DATA_RANGE, chunk: int = 16) -> torch.Tensor:
+                data_range: float = DATA_RANGE, chunk: int = 8) -> torch.Tensor:
     """Per-frame SSIM (T,) averaged over the three channels."""
     v = SSIM_VARIANTS[variant] if isinstance(variant, str) else variant
-    a, b = _as_float64_nchw(reference), _as_float64_nchw(reconstruction)
+    a, b = _as_float64_nchw(reference).numpy(), _as_float64_nchw(reconstruction).numpy()
     if a.shape != b.shape:
         raise ValueError(f"reference {tuple(a.shape)} and reconstruction {tuple(b.shape)} differ in shape")
     if min(a.shape[-2:]) < v.size:
@@ -100,8 +104,8 @@ def ssim_frames(reference, reconstruction, variant: str | SSIMVariant = "gaussia
         uxx, uyy, uxy = _filter(x * x, w), _filter(y * y, w), _filter(x * y, w)
         vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
         s_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        out.append(s_map.mean(dim=(2, 3)).mean(dim=1))
-    return torch.cat(out)
+        out.append(s_map.mean(axis=(2, 3)).mean(axis=1))
+    return torch.from_numpy(np.concatenate(out))
 
 
 def ms_ssim_frames(reference, reconstruction, data_range: float = DATA_RANGE) -> torch.Tensor:
