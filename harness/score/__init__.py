@@ -10,4 +10,6 @@ from harness.registry import Registry
 
 SCORERS = Registry("scorer", "pyratok_bench.scorers", lambda: {
     "recon": "harness.score.recon:ReconScorer",
+    "thumos14": "harness.score.localization:Thumos14Scorer",
+    "activitynet": "harness.score.localization:ActivityNetScorer",
 })
