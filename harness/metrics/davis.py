@@ -28,7 +28,7 @@ BOUND_TH = 0.008
 MAX_UNSUPERVISED_OBJECTS = 20
 TASKS = ("semi-supervised", "unsupervised")
 STAT_KEYS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
-_FRAME_CHUNK = 16  # frames processed at once: bounds memory on long or large sequences
+_FRAME_CHUNK = 32  # frames processed at once: bounds memory on long or large sequences
 
 
 def boundary_radius(height: int, width: int, bound_th: float = BOUND_TH) -> int:
@@ -219,13 +219,16 @@ def _crop_to_objects(g: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _chunk_scores(g_lab, p_lab, n_gt, n_pred, diagonal, radius):
     t_n = g_lab.shape[0]
-    # J: one joint histogram (frame, true label, predicted label) over the pixels where either map has an object
-    # (background-background pixels only add to the unused (0, 0) bin; void pixels are background by now).
-    hw = g_lab.shape[1] * g_lab.shape[2]
-    gf, pf = g_lab.reshape(-1), p_lab.reshape(-1)
-    idx = np.flatnonzero(gf | pf)
-    code = ((idx // hw) * (n_gt + 1) + gf[idx]) * (n_pred + 1) + pf[idx]
-    hist = np.bincount(code, minlength=t_n * (n_gt + 1) * (n_pred + 1)).reshape(t_n, n_gt + 1, n_pred + 1)
+    # J: one joint histogram of (true label, predicted label) per frame; void pixels are background by now and
+    # background-background pixels only fill the unused (0, 0) bin.
+    bins = (n_gt + 1) * (n_pred + 1)
+    if bins <= 256:
+        code = g_lab * np.uint8(n_pred + 1) + p_lab  # fits in uint8
+        hist = np.stack([np.bincount(c.ravel(), minlength=bins) for c in code])
+    else:
+        code = (np.arange(t_n)[:, None, None] * (n_gt + 1) + g_lab) * (n_pred + 1) + p_lab
+        hist = np.bincount(code.ravel(), minlength=t_n * bins)
+    hist = hist.reshape(t_n, n_gt + 1, n_pred + 1)
     area_g, area_p = hist.sum(2)[:, 1:], hist.sum(1)[:, 1:]  # (T, n_gt), (T, n_pred)
     inter = hist[:, 1:, 1:].transpose(2, 1, 0)  # (n_pred, n_gt, T)
     union = area_p.T[:, None, :] + area_g.T[None, :, :] - inter
