@@ -180,12 +180,14 @@ def pair_scores(gt: np.ndarray, pred: np.ndarray, n_gt: int, n_pred: int, void: 
     radius = boundary_radius(h, w, bound_th)
     for t0 in range(0, t_n, _FRAME_CHUNK):
         sl = slice(t0, min(t_n, t0 + _FRAME_CHUNK))
-        g, p = _object_labels(gt[sl], n_gt), np.array(pred[sl], np.uint8)
-        if void is not None:  # removed from both masks, as the reference does before seg2bmap and in J
-            v = np.asarray(void[sl], bool)
+        g, p = np.asarray(gt[sl]), np.asarray(pred[sl])
+        v = None if void is None else np.asarray(void[sl], bool)
+        ys, xs = _object_box(g, p, n_gt, v)
+        g, p = _object_labels(g[:, ys, xs], n_gt), np.array(p[:, ys, xs], np.uint8)
+        if v is not None:  # removed from both masks, as the reference does before seg2bmap and in J
+            v = v[:, ys, xs]
             g[v] = 0
             p[v] = 0
-        g, p = _crop_to_objects(g, p)
         j, f = _chunk_scores(g, p, n_gt, n_pred, diagonal, radius)
         j_out[..., sl], f_out[..., sl] = j, f
     return j_out, f_out
@@ -201,20 +203,21 @@ def _object_labels(labels: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _crop_to_objects(g: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both stacks cropped to the box of all object pixels grown by one pixel on each side (clipped to the frame).
+def _object_box(g: np.ndarray, p: np.ndarray, n_gt: int, void: np.ndarray | None) -> tuple[slice, slice]:
+    """The box of all object pixels of both stacks, grown by one pixel on each side (clipped to the frame).
 
-    Outside that box both maps are background, so it holds every counted pixel and every boundary pixel; its own
-    last row and column are background (or the frame's own), so seg2bmap's last-row/column rules give the same
-    boundaries as on the full frame. Coordinates shift by the same offset in both maps, which F does not see."""
-    fg = (g | p).any(0)
+    Outside it both maps are background, so it holds every counted pixel and every boundary pixel; its own last row
+    and column are background (or the frame's own), so seg2bmap's last-row/column rules give the same boundaries as
+    on the full frame. Coordinates shift by the same offset in both maps, which F does not see."""
+    fg = (g != 0) & (g <= n_gt) | (p != 0)
+    if void is not None:
+        fg &= ~void
+    fg = fg.any(0)
     rows, cols = np.flatnonzero(fg.any(1)), np.flatnonzero(fg.any(0))
     if len(rows) == 0:
-        return np.ascontiguousarray(g[:, :1, :1]), np.ascontiguousarray(p[:, :1, :1])
+        return slice(0, 1), slice(0, 1)
     h, w = fg.shape
-    ys = slice(max(0, rows[0] - 1), min(h, rows[-1] + 2))
-    xs = slice(max(0, cols[0] - 1), min(w, cols[-1] + 2))
-    return np.ascontiguousarray(g[:, ys, xs]), np.ascontiguousarray(p[:, ys, xs])
+    return (slice(max(0, rows[0] - 1), min(h, rows[-1] + 2)), slice(max(0, cols[0] - 1), min(w, cols[-1] + 2)))
 
 
 def _chunk_scores(g_lab, p_lab, n_gt, n_pred, diagonal, radius):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ThreadPoolExecutor
 
 from harness.errors import DataError
 from harness.metrics.davis import (MAX_UNSUPERVISED_OBJECTS, STAT_KEYS, TASKS, DavisJF, ObjectIdError, object_count, semi_supervised_scores,
@@ -32,30 +33,46 @@ class DavisScorer:
 
     def score(self, args: argparse.Namespace) -> dict:
         ann_root = annotation_folder(args.davis_root, args.task, args.resolution)
+        sequences = davis_sequences(args.davis_root, args.set, args.task)
         metric = DavisJF(task=args.task)
-        for seq in davis_sequences(args.davis_root, args.set, args.task):
-            gt_paths = sequence_annotation_paths(ann_root, seq)
-            gt = read_label_stack(gt_paths)
-            if args.task == "semi-supervised":
-                if len(gt_paths) < 3:
-                    raise DataError(str(ann_root / seq), "needs at least 3 annotated frames (first and last are "
-                                                         "not scored)")
-                k = object_count(gt[0])
-                gt_paths, gt = gt_paths[1:-1], gt[1:-1]
-            pred_paths = result_paths(args.results, seq, [p.stem for p in gt_paths])
-            pred = read_label_stack(pred_paths, gt.shape[1:])
-            limit = k if args.task == "semi-supervised" else MAX_UNSUPERVISED_OBJECTS
-            _check_ids(pred, pred_paths, limit, args.task)
-            try:
-                if args.task == "semi-supervised":
-                    j, f = semi_supervised_scores(gt, pred, k)
-                    ids = range(1, len(j) + 1)
-                else:
-                    j, f, ids = unsupervised_scores(gt, pred)
-            except ObjectIdError as e:
-                raise DataError(str(pred_paths[0].parent), str(e)) from None
-            metric.add_scores(seq, j, f, ids)
+        # The next sequence's PNGs are decoded (zlib releases the GIL) while this one is scored.
+        with ThreadPoolExecutor(1) as prefetch:
+            pending = prefetch.submit(self._load, ann_root, args, sequences[0])
+            for i, seq in enumerate(sequences):
+                k, gt, pred, pred_paths = pending.result()
+                if i + 1 < len(sequences):
+                    pending = prefetch.submit(self._load, ann_root, args, sequences[i + 1])
+                try:
+                    if args.task == "semi-supervised":
+                        j, f = semi_supervised_scores(gt, pred, k)
+                        ids = range(1, len(j) + 1)
+                    else:
+                        j, f, ids = unsupervised_scores(gt, pred)
+                except ObjectIdError as e:
+                    raise DataError(str(pred_paths[0].parent), str(e)) from None
+                metric.add_scores(seq, j, f, ids)
         return metric.compute()
+
+    @staticmethod
+    def _load(ann_root, args, seq: str):
+        """(object count, true maps, predicted maps, result paths) of the frames one sequence scores."""
+        gt_paths = sequence_annotation_paths(ann_root, seq)
+        if args.task == "semi-supervised":
+            if len(gt_paths) < 3:
+                raise DataError(str(ann_root / seq), "needs at least 3 annotated frames (first and last are not "
+                                                     "scored)")
+            # the object count comes from frame 0; frames 0 and N-1 are not scored (nor read beyond frame 0)
+            gt = read_label_stack(gt_paths[:-1])
+            k = object_count(gt[0])
+            gt_paths, gt = gt_paths[1:-1], gt[1:]
+        else:
+            gt = read_label_stack(gt_paths)
+            k = object_count(gt[0])
+        pred_paths = result_paths(args.results, seq, [p.stem for p in gt_paths])
+        pred = read_label_stack(pred_paths, gt.shape[1:])
+        limit = k if args.task == "semi-supervised" else MAX_UNSUPERVISED_OBJECTS
+        _check_ids(pred, pred_paths, limit, args.task)
+        return k, gt, pred, pred_paths
 
     @staticmethod
     def table(result: dict) -> str:
