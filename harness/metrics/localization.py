@@ -211,7 +211,8 @@ def class_average_precision(gt: Segments, pred: Segments, thresholds, variant: s
             if not tp[t].any():
                 continue  # the kit returns AP 0 when nothing matched
             s, is_fp = scores[keep], fp[t][keep]
-            # The kit concatenates all TPs before all FPs, then stable-sorts by descending confidence: ties put TPs first.
+            # The kit concatenates all TPs before all FPs, then stable-sorts by descending confidence:
+            # tied scores put TPs first.
             seq = np.lexsort((is_fp, -s))
             tp_c = np.cumsum(~is_fp[seq]).astype(np.float64)
             fp_c = np.cumsum(is_fp[seq]).astype(np.float64)

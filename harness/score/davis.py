@@ -5,8 +5,8 @@ import argparse
 from concurrent.futures import ThreadPoolExecutor
 
 from harness.errors import DataError
-from harness.metrics.davis import (MAX_UNSUPERVISED_OBJECTS, STAT_KEYS, TASKS, DavisJF, ObjectIdError, object_count, semi_supervised_scores,
-                                   unsupervised_scores)
+from harness.metrics.davis import (MAX_UNSUPERVISED_OBJECTS, STAT_KEYS, TASKS, DavisJF, ObjectIdError,
+                                   object_count, semi_supervised_scores, unsupervised_scores)
 from harness.metrics.davis_files import (annotation_folder, davis_sequences, read_label_stack, result_paths,
                                          sequence_annotation_paths)
 
