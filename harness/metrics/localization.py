@@ -222,7 +222,7 @@ def class_average_precision(gt: Segments, pred: Segments, thresholds, variant: s
 
 
 def localization_map(gt: Segments, pred: Segments, thresholds, variant: str = "anet",
-                     ambiguous: Segments | None = None, n_labels: int | None = None) -> dict:
+                     ambiguous: Segments | None = None) -> dict:
     """Per-class AP (C, T) and mAP (T,) over the classes present in `gt` (in label-code order), plus the average.
 
     `pred` rows whose label has no ground truth are the caller's business (the reference raises on them)."""

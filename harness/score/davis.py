@@ -51,7 +51,10 @@ class DavisScorer:
                 except ObjectIdError as e:
                     raise DataError(str(pred_paths[0].parent), str(e)) from None
                 metric.add_scores(seq, j, f, ids)
-        return metric.compute()
+        try:
+            return metric.compute()
+        except ValueError as e:  # e.g. no sequence has an object in its first frame
+            raise DataError(str(ann_root), str(e)) from None
 
     @staticmethod
     def _load(ann_root, args, seq: str):
