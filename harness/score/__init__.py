@@ -10,4 +10,8 @@ from harness.registry import Registry
 
 SCORERS = Registry("scorer", "pyratok_bench.scorers", lambda: {
     "recon": "harness.score.recon:ReconScorer",
+    "davis": "harness.score.davis:DavisScorer",
+    "ytvis": "harness.score.ytvis:YTVISScorer",
+    "thumos14": "harness.score.localization:Thumos14Scorer",
+    "activitynet": "harness.score.localization:ActivityNetScorer",
 })
