@@ -269,15 +269,19 @@ def to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------------
 def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "libx264",
                 pix_fmt: str = "yuv420p", options: dict | None = None, codec_tag: str | None = None,
-                bit_rate: int | None = None) -> None:
-    """Encode uint8 (T, H, W, 3) RGB frames into `path` with PyAV (container chosen from the suffix)."""
+                bit_rate: int | None = None, container_options: dict | None = None) -> None:
+    """Encode uint8 (T, H, W, 3) RGB frames into `path` with PyAV (container chosen from the suffix).
+
+    `container_options` go to the muxer, e.g. {"fflags": "+bitexact"}: WebM/Matroska otherwise write a random
+    segment UID and a date, so the same frames would not give the same bytes twice."""
     import av
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 (T, H, W, 3) frames, got {frames.shape} {frames.dtype}")
     rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
-    with av.open(str(path), mode="w") as container:
+    opts = {k: str(v) for k, v in (container_options or {}).items()}
+    with av.open(str(path), mode="w", options=opts) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
