@@ -15,12 +15,16 @@ from harness.video import VideoDecodeError, probe, read_frames
 COMPLETE_FRACTION = 0.9
 
 
-def container_duration(path: str | Path) -> float | None:
-    """Seconds stated by the container header (None when it states none)."""
+def stated_duration(path: str | Path) -> float | None:
+    """Seconds of video the header states: the video stream's duration, else the container's (WebM/Matroska state
+    only the latter, which also covers audio); None when neither is stated."""
     import av
 
     try:
         with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
             return c.duration / 1_000_000 if c.duration else None
     except Exception:  # noqa: BLE001 - an unopenable file is reported by probe()
         return None
@@ -29,7 +33,7 @@ def container_duration(path: str | Path) -> float | None:
 def check_video(path: str | Path) -> None:
     """Raise VideoDecodeError unless the first and last frames decode and the frame count matches the header."""
     info = probe(path)
-    duration = container_duration(path)
+    duration = stated_duration(path)
     if duration and info.fps:
         expected = duration * info.fps
         if info.num_frames < COMPLETE_FRACTION * expected - 1:

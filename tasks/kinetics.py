@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.dataset import Dataset
-from harness.errors import DataError, MissingDataError
+from harness.errors import MissingDataError
 from harness.task import Sample, SampleList
 from tasks.integrity import check_video
 from tasks.listing import csv_records, first_existing, missing_file, rejection

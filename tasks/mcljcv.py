@@ -142,7 +142,9 @@ def read_yuv420(path: str | Path, indices: Sequence[int] | np.ndarray | None = N
 # Reader
 # ---------------------------------------------------------------------------------------------------------------
 def source_dir(root: Path, resolution: str = "1080P") -> Path:
-    for d in (root, root / "YUV_source", root / resolution / "YUV_source", root / "MCL_JCV" / resolution / "YUV_source"):
+    candidates = (root, root / "YUV_source", root / resolution / "YUV_source",
+                  root / "MCL_JCV" / resolution / "YUV_source")
+    for d in candidates:
         if d.is_dir() and any(d.glob("*.yuv")):
             return d
     raise MissingDataError(MCLJCV().missing_message(root, "videoSRC<NN>_<W>x<H>_<fps>.yuv files"))

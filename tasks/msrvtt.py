@@ -18,7 +18,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.dataset import Dataset
 from harness.errors import DataError, MissingDataError
@@ -182,7 +182,8 @@ class MSRVTT(Dataset):
     name = "msrvtt"
     mini_version = 1
     homepage = ("https://www.microsoft.com/en-us/research/publication/msr-vtt-a-large-video-description-dataset-for-"
-                "bridging-video-and-language/ (videos: the Frozen-in-Time MSRVTT.zip; splits: CLIP4Clip msrvtt_data.zip)")
+                "bridging-video-and-language/ (videos: the Frozen-in-Time MSRVTT.zip; splits: CLIP4Clip "
+                "msrvtt_data.zip)")
     layout = ("<root>/msrvtt_data/{MSRVTT_data.json,MSRVTT_JSFUSION_test.csv} (or the original *_videodatainfo.json) "
               "and <root>/videos/all/videoN.mp4 (or TrainValVideo/, TestVideo/)")
 

@@ -1,10 +1,10 @@
 """WebVid (results_2M_val): the reader for its real layout, the mini split, and the `webvid-recon` task.
 
 Layout (m-bain/webvid download.py, or a flat folder as many users keep it):
-    <root>/results_2M_val.csv            header; the original order is videoid,name,page_idx,page_dir,duration,contentUrl,
-                                         mirrors reorder (e.g. videoid,contentUrl,duration,page_dir,name): columns
-                                         are selected by name. `name` is the caption, CSV-quoted when it holds commas
-                                         or quotes; `duration` is ISO-8601 'PT00H00M11S'.
+    <root>/results_2M_val.csv     header; original column order videoid,name,page_idx,page_dir,duration,contentUrl,
+                                  mirrors reorder them (videoid,contentUrl,duration,page_dir,name): columns are
+                                  selected by name. `name` is the caption, CSV-quoted when it holds commas or
+                                  quotes; `duration` is ISO-8601 'PT00H00M11S'.
     <root>/videos/<page_dir>/<videoid>.mp4   (download.py), or flat: <root>/videos/<videoid>.mp4, <root>/<videoid>.mp4
 """
 from __future__ import annotations
@@ -79,8 +79,9 @@ def read_results_csv(path: Path) -> tuple[list[WebVidRow], list[dict[str, str]]]
 
 
 def video_path(root: Path, row: WebVidRow) -> Path | None:
-    return first_existing([root / "videos" / row.page_dir / f"{row.videoid}.mp4", root / "videos" / f"{row.videoid}.mp4",
-                           root / f"{row.videoid}.mp4", root / row.page_dir / f"{row.videoid}.mp4"])
+    name = f"{row.videoid}.mp4"
+    return first_existing([root / "videos" / row.page_dir / name, root / "videos" / name, root / name,
+                           root / row.page_dir / name])
 
 
 def list_split(root: Path, split: str = "results_2M_val") -> SampleList:
@@ -106,7 +107,8 @@ class WebVid(Dataset):
     name = "webvid"
     mini_version = 1
     homepage = "https://github.com/m-bain/webvid (results_2M_val.csv; videos via its download.py)"
-    layout = "<root>/results_2M_val.csv and <root>/videos/<page_dir>/<videoid>.mp4 (or flat <root>/videos/<videoid>.mp4)"
+    layout = ("<root>/results_2M_val.csv and <root>/videos/<page_dir>/<videoid>.mp4 "
+              "(or flat <root>/videos/<videoid>.mp4)")
 
     def write_mini(self, out: Path, seed: int = 0) -> None:
         write_webvid_mini(out, seed)

@@ -27,8 +27,9 @@ def _original_copy(root: Path) -> None:
     """The original release: two JSON files, TrainValVideo/ and TestVideo/, a JSFusion CSV."""
     trainval = [{"id": "video0", "split": "train"}, {"id": "video6513", "split": "validate"}]
     test = [{"id": "video7010", "split": "test"}, {"id": "video9770", "split": "test"}]
-    sentences = lambda vids: [{"caption": f"caption {k} of {v['id']}", "video_id": v["id"], "sen_id": 1000 - i * 20 - k}  # noqa: E731
-                              for i, v in enumerate(vids) for k in range(20)]
+    sentences = lambda vids: [  # noqa: E731
+        {"caption": f"caption {k} of {v['id']}", "video_id": v["id"], "sen_id": 1000 - i * 20 - k}
+        for i, v in enumerate(vids) for k in range(20)]
     for name, vids in (("train_val_videodatainfo.json", trainval), ("test_videodatainfo.json", test)):
         (root / name).write_text(json.dumps({"info": {}, "videos": [_video(v) for v in vids],
                                              "sentences": sentences(vids)}))

@@ -24,9 +24,11 @@ def test_duration_is_iso8601_hours_minutes_seconds():
             parse_duration(bad)
 
 
-def test_reader_selects_columns_by_name_and_keeps_quoted_captions(tmp_path):
-    # a mirror's column order; a caption with a comma, one with doubled quotes, one spanning two lines
-    (tmp_path / "results_2M_val.csv").write_bytes(
+@pytest.mark.parametrize("resaved", [False, True])
+def test_reader_selects_columns_by_name_and_keeps_quoted_captions(tmp_path, resaved):
+    # a mirror's column order; a caption with a comma, one with doubled quotes, one spanning two lines;
+    # `resaved`: the same file written back by a spreadsheet on Windows (UTF-8 BOM, CRLF line ends)
+    text = (
         b"videoid,contentUrl,duration,page_dir,name\n"
         b'1053841541,https://x/1.mp4,PT00H00M17S,027701_027750,"Travel blogger, mountains"\n'
         b'21,https://x/2.mp4,PT00H00M05S,000001_000050,"""Quoted"" title"\n'
@@ -34,6 +36,9 @@ def test_reader_selects_columns_by_name_and_keeps_quoted_captions(tmp_path):
         b"23,https://x/4.mp4,00:00:07,000001_000050,bad duration\n"
         b"24,https://x/5.mp4,PT00H00M09S,000001_000050,flat layout\n"
         b"25,https://x/6.mp4,PT00H00M09S,000001_000050,no video\n")
+    if resaved:
+        text = b"\xef\xbb\xbf" + text.replace(b"\n", b"\r\n").replace(b'"two\r\nlines"', b'"two\nlines"')
+    (tmp_path / "results_2M_val.csv").write_bytes(text)
     rows, rejected = read_results_csv(tmp_path / "results_2M_val.csv")
     assert [(r.videoid, r.caption, r.duration, r.line) for r in rows] == [
         ("1053841541", "Travel blogger, mountains", 17, 2), ("21", '"Quoted" title', 5, 3),
@@ -96,7 +101,7 @@ def test_check_data_passes_on_the_mini_split_and_names_planted_faults(webvid_min
 
 @pytest.mark.slow
 def test_webvid_recon_end_to_end(webvid_mini, tmp_path):
-    res = run_task("webvid-recon", "downsample", tmp_path / "r", tmp_path / "c", "--limit", "2")
-    assert_downsample_is_lossy(res, 2)
+    res = run_task("webvid-recon", "downsample", tmp_path / "r", tmp_path / "c", "--limit", "1")
+    assert_downsample_is_lossy(res, 1)
     p = res["task"]["protocol"]
     assert (p["num_frames"], p["resize"], p["crop"], p["split"]) == (17, 256, 256, "results_2M_val")
