@@ -282,15 +282,16 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "
                 bit_rate: int | None = None, container_options: dict | None = None) -> None:
     """Encode uint8 (T, H, W, 3) RGB frames into `path` with PyAV (container chosen from the suffix).
 
-    `container_options` go to the muxer, e.g. {"fflags": "+bitexact"} so Matroska/WebM files carry no random
-    segment UID or date and the same frames give the same bytes."""
+    `container_options` go to the muxer, e.g. {"fflags": "+bitexact"}: WebM/Matroska otherwise write a random
+    segment UID and a date, so the same frames would not give the same bytes twice."""
     import av
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 (T, H, W, 3) frames, got {frames.shape} {frames.dtype}")
     rate = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
-    with av.open(str(path), mode="w", options={k: str(v) for k, v in (container_options or {}).items()}) as container:
+    opts = {k: str(v) for k, v in (container_options or {}).items()}
+    with av.open(str(path), mode="w", options=opts) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt

@@ -2,6 +2,10 @@
 
 TASKS = {
     "ucf101-recon": "tasks.ucf101:UCF101Recon",
+    "k600-recon": "tasks.kinetics:K600Recon",
+    "webvid-recon": "tasks.webvid:WebVidRecon",
+    "mcljcv-recon": "tasks.mcljcv:MCLJCVRecon",
+    "coco-recon": "tasks.coco:COCORecon",
 }
 
 DATASETS = {
@@ -10,4 +14,12 @@ DATASETS = {
     "ytvis2021": "tasks.ytvis2021:YTVIS2021",
     "thumos14": "tasks.thumos14:Thumos14",
     "activitynet": "tasks.activitynet:ActivityNet",
+    "k400": "tasks.kinetics:Kinetics400",
+    "k600": "tasks.kinetics:Kinetics600",
+    "k700": "tasks.kinetics:Kinetics700",
+    "webvid": "tasks.webvid:WebVid",
+    "msrvtt": "tasks.msrvtt:MSRVTT",
+    "ssv2": "tasks.ssv2:SSv2",
+    "coco": "tasks.coco:COCOData",
+    "mcljcv": "tasks.mcljcv:MCLJCV",
 }
