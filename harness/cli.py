@@ -6,10 +6,7 @@ with exit status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.registry import UnknownNameError

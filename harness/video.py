@@ -109,6 +109,43 @@ def probe(path: str | Path) -> VideoInfo:
     return VideoInfo(path, n, fps, width, height, codec)
 
 
+# A complete file decodes to at least this fraction of its stated duration x fps (minus one frame): real files differ
+# from their stated duration by a frame or two, while a truncated WebM/Matroska file loses whole clusters.
+COMPLETE_FRACTION = 0.9
+
+
+def stated_duration(path: str | Path) -> float | None:
+    """Seconds of video the header states: the video stream's duration, else the container's (WebM/Matroska state
+    only the latter); None when neither is stated."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return c.duration / 1_000_000 if c.duration else None
+    except Exception:  # noqa: BLE001 - an unopenable file is reported by probe()
+        return None
+
+
+def verify_video(path: str | Path) -> VideoInfo:
+    """Raise VideoDecodeError unless the first and last frames decode and the frame count matches the header.
+
+    MP4/AVI state their frame count, so a truncated file fails when its last frame is decoded; WebM/Matroska state
+    only a duration, and a file cut short simply decodes to fewer frames, hence the comparison with the header."""
+    info = probe(path)
+    duration = stated_duration(path)
+    if duration and info.fps:
+        expected = duration * info.fps
+        if info.num_frames < COMPLETE_FRACTION * expected - 1:
+            raise VideoDecodeError(str(path), f"decodes to {info.num_frames} frames but its header states "
+                                              f"{duration:.2f} s at {info.fps:g} fps (~{expected:.0f} frames): "
+                                              "truncated")
+    read_frames(path, [0, info.num_frames - 1], backend="pyav", info=info)
+    return info
+
+
 def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray | None = None, backend: str = "auto",
                 info: VideoInfo | None = None) -> np.ndarray:
     """Decode the frames at `indices` (all frames if None) as a uint8 (N, H, W, 3) RGB array.

@@ -27,7 +27,6 @@ from typing import ClassVar
 from harness.dataset import Dataset
 from harness.errors import MissingDataError
 from harness.task import Sample, SampleList
-from tasks.integrity import check_video
 from tasks.listing import csv_records, first_existing, missing_file, rejection
 from tasks.mini.clips import MOTION_ING, item_rng, motion_scene, real_frames, scene_frames, write_h264_mp4
 from tasks.reconstruction import ReconProtocol, ReconstructionTask
@@ -220,9 +219,6 @@ class Kinetics(Dataset):
 
     def write_mini(self, out: Path, seed: int = 0) -> None:
         write_kinetics_mini(out, self.version, seed)
-
-    def check_load(self, sample: Sample) -> None:
-        check_video(sample.path)  # also catches a truncated WebM/MKV, whose header states no frame count
 
     def check_listing(self, root: Path) -> SampleList:
         """Every clip of every annotation CSV present (train, val, test); at least one must exist."""

@@ -23,7 +23,6 @@ from typing import Any
 from harness.dataset import Dataset
 from harness.errors import DataError, MissingDataError
 from harness.task import Sample, SampleList
-from tasks.integrity import check_video
 from tasks.listing import csv_records, first_existing, missing_file, read_text, rejection
 from tasks.mini.clips import caption_variants, item_rng, motion_scene, scene_frames, write_h264_mp4
 from tasks.mini.scenes import MOTIONS
@@ -189,9 +188,6 @@ class MSRVTT(Dataset):
 
     def write_mini(self, out: Path, seed: int = 0) -> None:
         write_msrvtt_mini(out, seed)
-
-    def check_load(self, sample: Sample) -> None:
-        check_video(sample.path)  # also catches a truncated WebM/MKV, whose header states no frame count
 
     def check_listing(self, root: Path) -> SampleList:
         """Every video of the annotation JSON and of every split CSV present."""

@@ -19,7 +19,6 @@ from typing import Any
 from harness.dataset import Dataset
 from harness.errors import DataError, MissingDataError
 from harness.task import Sample, SampleList
-from tasks.integrity import check_video
 from tasks.listing import first_existing, missing_file, read_text
 from tasks.mini.clips import item_rng, motion_scene, scene_frames, write_vp9_webm
 
@@ -127,9 +126,6 @@ class SSv2(Dataset):
 
     def write_mini(self, out: Path, seed: int = 0) -> None:
         write_ssv2_mini(out, seed)
-
-    def check_load(self, sample: Sample) -> None:
-        check_video(sample.path)  # also catches a truncated WebM/MKV, whose header states no frame count
 
     def check_listing(self, root: Path) -> SampleList:
         """Every video of train/validation/test.json (each file must exist)."""

@@ -17,7 +17,6 @@ from typing import ClassVar
 from harness.dataset import Dataset
 from harness.errors import MissingDataError
 from harness.task import Sample, SampleList
-from tasks.integrity import check_video
 from tasks.listing import csv_records, first_existing, missing_file, rejection
 from tasks.mini.clips import REAL_CAPTIONS, caption_variants, item_rng, motion_scene, real_frames, scene_frames, \
     write_h264_mp4
@@ -112,9 +111,6 @@ class WebVid(Dataset):
 
     def write_mini(self, out: Path, seed: int = 0) -> None:
         write_webvid_mini(out, seed)
-
-    def check_load(self, sample: Sample) -> None:
-        check_video(sample.path)  # also catches a truncated WebM/MKV, whose header states no frame count
 
     def check_listing(self, root: Path) -> SampleList:
         """Every video of every results_*.csv present (at least results_2M_val.csv)."""

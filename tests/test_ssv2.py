@@ -6,7 +6,7 @@ import pytest
 
 from harness.dataset import Dataset, ensure_mini
 from harness.errors import DataError
-from harness.video import probe, write_video
+from harness.video import VideoDecodeError, probe, write_video
 from tasks.ssv2 import MINI_LABELS, SSv2, list_split, read_labels, strip_template, write_ssv2_mini
 from tests.conftest import moving_frames
 from tests.datasets_helpers import check_data, same_bytes, truncate
@@ -99,8 +99,9 @@ def test_check_data_passes_on_the_mini_split_and_names_planted_faults(ssv2_mini,
     samples = list_split(root, "validation").samples
     missing, truncated = Path(samples[0].path), Path(samples[1].path)
     missing.unlink()
-    truncate(truncated, 0.9)  # a WebM cut short still opens and its last frame decodes: only the header's
-    Dataset.check_load(SSv2(), samples[1])  # duration gives it away, which the default check does not look at
+    truncate(truncated, 0.9)  # a WebM cut short still opens and its last frame decodes: only the header's duration
+    with pytest.raises(VideoDecodeError, match="truncated"):  # gives it away, which the default check compares
+        Dataset.check_load(SSv2(), samples[1])
     train = root / "labels" / "train.json"
     entries = json.loads(train.read_text())
     entries[2]["template"] = "Moving [something] sideways"

@@ -1,5 +1,4 @@
 import filecmp
-import os
 from pathlib import Path
 
 import pytest
