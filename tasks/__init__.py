@@ -6,6 +6,15 @@ TASKS = {
     "webvid-recon": "tasks.webvid:WebVidRecon",
     "mcljcv-recon": "tasks.mcljcv:MCLJCVRecon",
     "coco-recon": "tasks.coco:COCORecon",
+    "davis": "tasks.davis_vos:DavisVOS",
+    "ytvis21": "tasks.ytvis_seg:YTVISTextSegmentation",
+    "thumos14": "tasks.tal:Thumos14TAL",
+    "activitynet": "tasks.tal:ActivityNetTAL",
+    "ssv2": "tasks.video_classification:SSv2Classification",
+    "k400-cls": "tasks.video_classification:K400Classification",
+    "k600-cls": "tasks.video_classification:K600Classification",
+    "k700-cls": "tasks.video_classification:K700Classification",
+    "msrvtt-retrieval": "tasks.retrieval:MSRVTTRetrieval",
 }
 
 DATASETS = {

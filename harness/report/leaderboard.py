@@ -1,7 +1,8 @@
 """The leaderboard, built only from result files: one table per task, grouped by task family.
 
 For each (model id, model args, task) the newest complete result at the task's newest version is shown; limited
-(--limit) runs never enter the board.
+(--limit) runs never enter the board. A "not_applicable" result (e.g. a text-only protocol for a model without
+language) shows "n/a" in every metric cell.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pandas as pd
 
 from harness.io import write_text
 from harness.results import iter_results
+
+NOT_APPLICABLE = "not_applicable"
 
 
 @dataclass
@@ -30,7 +33,8 @@ class Entry:
 def collect(root: str | Path, include_limited: bool = False) -> list[Entry]:
     """The newest eligible result per (task, model label), at each task's newest version."""
     entries = [Entry(p, d) for p, d in iter_results(root)
-               if d.get("status") == "complete" and (include_limited or not d["task"]["data"].get("limited"))]
+               if d.get("status") in ("complete", NOT_APPLICABLE)
+               and (include_limited or not d["task"]["data"].get("limited"))]
     newest_version: dict[str, int] = {}
     for e in entries:
         t = e.data["task"]
@@ -74,7 +78,8 @@ def task_table(entries: list[Entry], root: Path) -> pd.DataFrame:
         row = {"model": e.model_label}
         for k in cols:
             metric = e.data["metrics"].get(k)
-            row[f"{k} {arrow(metric) if metric else ''}".strip()] = format_value(metric) if metric else "–"
+            cell = "n/a" if e.data["status"] == NOT_APPLICABLE else format_value(metric) if metric else "–"
+            row[f"{k} {arrow(metric) if metric else ''}".strip()] = cell
         row["n"] = e.data["task"]["data"]["n_evaluated"]
         row["data"] = "mini" if e.data["task"]["data"]["mini"] else "full"
         row["result"] = str(e.path.relative_to(root))
