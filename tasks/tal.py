@@ -5,7 +5,7 @@ resized (short side `short_side`, sides floored to a multiple of `multiple`) and
 frames every `window_stride` frames; the features of `level` (default the first, finest in time) are averaged over
 space per feature step and every frame takes the mean of the steps covering it (tasks/zeroshot/features.py). The
 per-frame score of a class is the cosine similarity with the embedding of its name in `prompt`. Segments come from
-tasks/zeroshot/localize.py (25-frame sliding average, thresholds, runs, NMS) and are scored with the tIoU mAP of
+tasks/zeroshot/localize.py (25-frame sliding average, thresholds, runs, contrast scores, NMS) and are scored with the tIoU mAP of
 harness/metrics/localization.py. `vocabulary=open50` evaluates only the unseen half of a seeded 50/50 class split
 (STALE's open-vocabulary protocol, tasks/zeroshot/vocabulary.py).
 
@@ -58,6 +58,7 @@ class TALProtocol:
     thresholds: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     nms_iou: float = 0.5
     min_frames: int = 1
+    scoring: str = "contrast"  # a segment's score: contrast (outer-inner) or mean of the per-frame scores
     max_segments: int = 200
     tiou: tuple[float, ...] = THUMOS14_TIOU
     map_variant: str = "anet"  # anet (eval_detection.py) | thumos14-kit (the MATLAB kit, with Ambiguous)
@@ -77,7 +78,8 @@ class TALProtocol:
             raise ValueError(f"unknown mAP variant {self.map_variant!r} (known: {', '.join(VARIANTS)})")
 
     def localize_params(self) -> LocalizeParams:
-        return LocalizeParams(self.smooth, self.thresholds, self.nms_iou, self.max_segments, self.min_frames)
+        return LocalizeParams(self.smooth, self.thresholds, self.nms_iou, self.max_segments, self.min_frames,
+                              self.scoring)
 
 
 class TALTask(Task):
@@ -202,8 +204,8 @@ class TALTask(Task):
         vocab = (f"open-vocabulary 50/50 split seed {p.split_seed}, unseen {class_split['unseen']}"
                  if class_split else "all classes")
         return (f"{how}; {vocab}; {n_classes} classes with ground truth; {p.smooth}-frame sliding mean, thresholds "
-                f"{list(p.thresholds)}, NMS {p.nms_iou}, <= {p.max_segments} per video; mAP ({p.map_variant}) at "
-                f"tIoU {list(p.tiou)}")
+                f"{list(p.thresholds)}, {p.scoring} scores, NMS {p.nms_iou}, <= {p.max_segments} per video; mAP "
+                f"({p.map_variant}) at tIoU {list(p.tiou)}")
 
     def _probe_scores(self, records: list[Record], classes: list[str]) -> dict[str, np.ndarray]:
         """Per-frame class probabilities (T, C) of the evaluated videos from a probe fitted on the training ones."""

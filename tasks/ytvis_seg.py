@@ -72,9 +72,10 @@ class YTVISSegProtocol:
 
 
 def rounded_size(height: int, width: int, short_side: int, multiple: int) -> tuple[int, int]:
-    """The short side at `short_side`, the long one scaled; each then rounded to the nearest multiple (>= 1x)."""
+    """The short side at `short_side`, the long one scaled; each then rounded to the nearest multiple (halves up,
+    at least one multiple)."""
     k = short_side / min(height, width)
-    return tuple(max(multiple, int(round(v * k / multiple)) * multiple) for v in (height, width))
+    return tuple(max(multiple, int(v * k / multiple + 0.5) * multiple) for v in (height, width))
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:

@@ -9,8 +9,10 @@ segments:
      threshold θ in `thresholds` the maximal runs of consecutive frames with normalized score >= θ are candidates
      (a run found at several thresholds is kept once; runs shorter than `min_frames` are dropped);
   3. a run of frames [a, b) becomes the segment [a / rate, b / rate] seconds (frame f spans [f, f + 1) / rate),
-     scored by the mean of the smoothed (not normalized) score over the run, so scores stay comparable across
-     videos of the same class, which is what per-class AP ranks;
+     scored on the per-frame scores before smoothing and normalization (so scores stay comparable across videos of
+     the same class, which is what per-class AP ranks): by default its outer-inner contrast (mean inside minus mean
+     in margins of a quarter of its length on both sides), which prefers the run that fits the action; or, with
+     `scoring="mean"`, the mean inside (the paper picks the run of highest mean at one threshold);
   4. greedy class-wise NMS: segments in descending score (stable on ties) suppress later ones of the same class
      whose tIoU with them is > `nms_iou`; then the `max_segments` best of the video are kept.
 """
@@ -28,6 +30,7 @@ class LocalizeParams:
     nms_iou: float = 0.5
     max_segments: int = 200
     min_frames: int = 1
+    scoring: str = "contrast"
 
 
 def sliding_mean(x: np.ndarray, k: int) -> np.ndarray:
@@ -51,9 +54,25 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def candidates(curve: np.ndarray, thresholds, min_frames: int = 1) -> list[tuple[int, int, float]]:
+def segment_score(curve: np.ndarray, a: int, b: int, scoring: str) -> float:
+    """"mean": the mean of the curve over [a, b). "contrast" (outer-inner contrast of weakly supervised TAL,
+    Shou et al. 2018): that mean minus the mean over the margins [a - m, a) and [b, b + m), m = max(1, round(
+    (b - a) / 4)), clipped to the video (a run spanning the whole video has no margin: its contrast is its mean)."""
+    inner = float(curve[a:b].mean())
+    if scoring == "mean":
+        return inner
+    if scoring != "contrast":
+        raise ValueError(f"unknown segment scoring {scoring!r} (mean or contrast)")
+    m = max(1, int(round((b - a) / 4)))
+    outer = np.concatenate([curve[max(0, a - m):a], curve[b:b + m]])
+    return inner - float(outer.mean()) if outer.size else inner
+
+
+def candidates(curve: np.ndarray, thresholds, min_frames: int = 1, scoring: str = "contrast",
+               raw: np.ndarray | None = None) -> list[tuple[int, int, float]]:
     """(start, end, score) runs of one smoothed curve over every threshold of its min-max normalized copy, each run
-    once, in order of first discovery (thresholds ascending, then time)."""
+    once, in order of first discovery (thresholds ascending, then time), scored on `raw` (default: the curve)."""
+    raw = curve if raw is None else raw
     lo, hi = float(curve.min()), float(curve.max())
     if not hi > lo:
         return []
@@ -62,7 +81,7 @@ def candidates(curve: np.ndarray, thresholds, min_frames: int = 1) -> list[tuple
     for th in sorted(thresholds):
         for a, b in runs(norm >= th):
             if b - a >= min_frames and (a, b) not in seen:
-                seen[(a, b)] = float(curve[a:b].mean())
+                seen[(a, b)] = segment_score(raw, a, b, scoring)
     return [(a, b, s) for (a, b), s in seen.items()]
 
 
@@ -96,7 +115,7 @@ def localize(scores: np.ndarray, rate: float, params: LocalizeParams) -> list[tu
     smoothed = sliding_mean(scores, params.smooth)
     out: list[tuple[float, float, int, float]] = []
     for c in range(scores.shape[1]):
-        cand = candidates(smoothed[:, c], params.thresholds, params.min_frames)
+        cand = candidates(smoothed[:, c], params.thresholds, params.min_frames, params.scoring, scores[:, c])
         if not cand:
             continue
         a = np.array([x[0] for x in cand], np.float64) / rate
