@@ -10,4 +10,8 @@ from harness.registry import Registry
 
 SCORERS = Registry("scorer", "pyratok_bench.scorers", lambda: {
     "recon": "harness.score.recon:ReconScorer",
+    "frechet": "harness.score.frechet:FrechetScorer",
+    "fvd": "harness.score.fvd:FVDScorer",
+    "classification": "harness.score.classification:ClassificationScorer",
+    "retrieval": "harness.score.retrieval:RetrievalScorer",
 })
