@@ -29,7 +29,7 @@ def iter_clips(source: str | Path, num_frames: int) -> Iterator[tuple[str, np.nd
         if arr.shape[1] < num_frames:
             raise DataError(str(source), f"clips have {arr.shape[1]} frames; {num_frames} are needed")
         for i in range(arr.shape[0]):
-            yield f"{source.name}[{i}]", np.ascontiguousarray(arr[i, :num_frames])
+            yield f"clip {i}", np.ascontiguousarray(arr[i, :num_frames])
         return
     if not source.is_dir():
         raise DataError(str(source), "is neither a folder of videos nor a .npy of clips")
