@@ -143,7 +143,10 @@ def load_tats_i3d(path: str | Path, device: str | torch.device = "cpu") -> Incep
         state = state["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
     model = InceptionI3d()
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise DataError(str(path), f"does not fit the pytorch-i3d InceptionI3d layout ({exc})") from exc
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise DataError(str(path), f"is not a pytorch-i3d InceptionI3d state dict (missing {missing[:3]}, "

@@ -94,7 +94,10 @@ class LPIPS(nn.Module):
     def load_backbone(self, path: str | Path) -> None:
         state = _load_state(path)
         feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-        missing, unexpected = self.features.load_state_dict(feats, strict=False)
+        try:
+            missing, unexpected = self.features.load_state_dict(feats, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise DataError(str(path), f"does not fit torchvision's {self.net} layout ({exc})") from exc
         if missing or unexpected or not feats:
             raise DataError(str(path), f"is not a torchvision {self.net} checkpoint (features.* keys: missing "
                                        f"{missing[:3]}, unexpected {unexpected[:3]})")

@@ -68,7 +68,7 @@ class ClassificationScorer:
         c = scores.shape[-1]
         for i, v in enumerate(labels_f):
             if not (np.isfinite(v) and v == int(v) and 0 <= v < c):
-                raise DataError(str(label_path), f"label entry {i} is {labels[i]!r}; labels must be integers in "
+                raise DataError(str(label_path), f"label entry {i} is {labels[i]}; labels must be integers in "
                                                  f"[0, {c})")
         ks = tuple(int(k) for k in str(args.topk).split(",") if k)
         out = classification_metrics(average_views(scores, args.average), labels_f.astype(np.int64), ks)
