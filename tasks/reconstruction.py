@@ -61,6 +61,7 @@ class ReconstructionTask(Task):
                 if isinstance(overrides.get(key), str):
                     overrides[key] = tuple(x for x in overrides[key].split(",") if x)
         super().__init__(**overrides)
+        FeatureMetrics.validate(self.protocol.lpips_nets, self.protocol.fvd_detectors)
         self._features: FeatureMetrics | None = None
 
     @property

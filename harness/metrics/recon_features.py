@@ -22,16 +22,20 @@ from harness.weights import find_weight, weight_sha256
 class FeatureMetrics:
     def __init__(self, lpips_nets: tuple[str, ...] = ("alex", "vgg"),
                  fvd_detectors: tuple[str, ...] = ("styleganv", "videogpt")):
-        unknown = [n for n in lpips_nets if n not in NETS] + [d for d in fvd_detectors if d not in DETECTORS]
-        if unknown:
-            raise ValueError(f"unknown LPIPS backbone or FVD detector {unknown} (LPIPS: {', '.join(NETS)}; "
-                             f"FVD: {', '.join(DETECTORS)})")
+        self.validate(lpips_nets, fvd_detectors)
         self.lpips_nets, self.detectors = tuple(lpips_nets), tuple(fvd_detectors)
         self.lpips_reason = {n: lpips_unavailable(n) for n in self.lpips_nets}
         self.fvd_reason = {d: detector_unavailable(d) for d in self.detectors}
         self._lpips: dict[str, Any] = {}
         self._i3d: dict[str, I3DFeatures] = {}
         self._hashes: dict[str, str | None] | None = None
+
+    @staticmethod
+    def validate(lpips_nets, fvd_detectors) -> None:
+        unknown = [n for n in lpips_nets if n not in NETS] + [d for d in fvd_detectors if d not in DETECTORS]
+        if unknown:
+            raise ValueError(f"unknown LPIPS backbone or FVD detector {unknown} (LPIPS: {', '.join(NETS)}; "
+                             f"FVD: {', '.join(DETECTORS)})")
 
     def weight_hashes(self) -> dict[str, str | None]:
         """sha256 of every metric weight file this configuration uses (None when absent)."""
