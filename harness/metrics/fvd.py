@@ -83,6 +83,10 @@ DETECTORS: dict[str, DetectorSpec] = {
         "videogpt", "i3d_pretrained_400.pt", preprocess_videogpt,
         "VideoGPT/TATS PyTorch I3D (i3d_pretrained_400.pt), 400 logits averaged over time; frames resized directly "
         "to 224x224 bilinear, 2x/255-1"),
+    "videomae": DetectorSpec(
+        "videomae", "videomae-v2-g-ssv2", lambda frames: frames,  # VideoMAEFeatures preprocesses from its config
+        "content-debiased FVD (songweige/content-debiased-fvd): VideoMAE-v2 fc_norm(mean of patch tokens), first 16 "
+        "frames in [0,1] resized to 224x224 bilinear"),
 }
 
 
@@ -90,8 +94,21 @@ def detector_unavailable(name: str) -> str | None:
     """Why detector `name` cannot run here (its weight file is absent), or None."""
     if name not in DETECTORS:
         return f"unknown FVD detector {name!r} (known: {', '.join(DETECTORS)})"
+    if name == "videomae":
+        from harness.metrics.cdfvd import videomae_unavailable
+
+        return videomae_unavailable()
     spec = DETECTORS[name]
     return None if find_weight(spec.weight) else missing_message(spec.weight)
+
+
+def feature_extractor(name: str, device: str | torch.device = "cpu", batch_size: int = 4):
+    """The loaded extractor of detector `name`: a callable uint8 clips -> float64 features, with `.sha256`."""
+    if name == "videomae":
+        from harness.metrics.cdfvd import VideoMAEFeatures
+
+        return VideoMAEFeatures(None, device, batch_size)
+    return I3DFeatures(name, device, batch_size)
 
 
 class I3DFeatures:

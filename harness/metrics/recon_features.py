@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from harness.metrics.frechet import bootstrap_frechet, frechet_from_features
-from harness.metrics.fvd import DETECTORS, I3DFeatures, detector_unavailable
+from harness.metrics.fvd import DETECTORS, detector_unavailable, feature_extractor
 from harness.metrics.lpips import NETS, load_lpips, lpips_frames, lpips_unavailable
 from harness.task import Metric, Record
 from harness.weights import find_weight, weight_sha256
@@ -27,7 +27,7 @@ class FeatureMetrics:
         self.lpips_reason = {n: lpips_unavailable(n) for n in self.lpips_nets}
         self.fvd_reason = {d: detector_unavailable(d) for d in self.detectors}
         self._lpips: dict[str, Any] = {}
-        self._i3d: dict[str, I3DFeatures] = {}
+        self._i3d: dict[str, Any] = {}
         self._hashes: dict[str, str | None] | None = None
 
     @staticmethod
@@ -64,13 +64,13 @@ class FeatureMetrics:
         return values
 
     def clip_features(self, frames: torch.Tensor, out: torch.Tensor, device) -> dict[str, tuple[np.ndarray, ...]]:
-        """{"i3d_<detector>": (reference features (B, 400), reconstruction features (B, 400))}."""
+        """{"i3d_<detector>": (reference features (B, d), reconstruction features (B, d))} (d = 400 for I3D)."""
         result = {}
         for det in self.detectors:
             if self.fvd_reason[det]:
                 continue
             if det not in self._i3d:
-                self._i3d[det] = I3DFeatures(det, device)
+                self._i3d[det] = feature_extractor(det, device)
             extractor = self._i3d[det]
             result[f"i3d_{det}"] = (extractor(frames), extractor(out))
         return result

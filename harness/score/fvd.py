@@ -44,12 +44,14 @@ def iter_clips(source: str | Path, num_frames: int) -> Iterator[tuple[str, np.nd
 
 
 class FVDScorer:
-    help = "FVD between two folders of videos (StyleGAN-V or VideoGPT/TATS I3D); null with the reason without weights"
+    help = ("FVD between two folders of videos (StyleGAN-V or VideoGPT/TATS I3D, or content-debiased with VideoMAE); "
+            "null with the reason without weights")
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--real", required=True, help="folder of real videos (or a .npy of uint8 clips N,T,H,W,3)")
         p.add_argument("--fake", required=True, help="folder of generated or reconstructed videos (or a .npy)")
-        p.add_argument("--detector", default="styleganv", choices=["styleganv", "videogpt"])
+        p.add_argument("--detector", default="styleganv", choices=["styleganv", "videogpt", "videomae"],
+                       help="videomae: content-debiased FVD with VideoMAE-v2 features")
         p.add_argument("--num-frames", type=int, default=16, help="leading frames taken from each video")
         p.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates for a 95%% interval")
         p.add_argument("--paired", action="store_true", help="the two folders hold the same clips (same names): "
@@ -59,14 +61,14 @@ class FVDScorer:
 
     def score(self, args: argparse.Namespace) -> dict:
         from harness.metrics.frechet import FeatureStats, bootstrap_frechet, frechet_from_stats
-        from harness.metrics.fvd import DETECTORS, I3DFeatures, detector_unavailable
+        from harness.metrics.fvd import DETECTORS, detector_unavailable, feature_extractor
 
         spec = DETECTORS[args.detector]
         base = {"detector": args.detector, "variant": spec.variant, "num_frames": args.num_frames}
         reason = detector_unavailable(args.detector)
         if reason:
             return {"fvd": None, "reason": reason, **base}
-        extractor = I3DFeatures(args.detector, args.device, args.batch_size)
+        extractor = feature_extractor(args.detector, args.device, args.batch_size)
         feats, names = {}, {}
         for side, source in (("real", args.real), ("fake", args.fake)):
             stats, rows, batch, names[side] = FeatureStats(), [], [], []
