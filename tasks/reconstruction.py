@@ -56,10 +56,12 @@ class ReconstructionTask(Task):
     Protocol: ClassVar[type] = ReconProtocol
 
     def __init__(self, **overrides: Any):
-        if "lpips_nets" in overrides or "fvd_detectors" in overrides:  # --task-arg gives "alex,vgg" strings
-            for key in ("lpips_nets", "fvd_detectors"):
-                if isinstance(overrides.get(key), str):
-                    overrides[key] = tuple(x for x in overrides[key].split(",") if x)
+        for key in ("lpips_nets", "fvd_detectors"):  # --task-arg gives "alex,vgg" strings or YAML lists
+            value = overrides.get(key)
+            if isinstance(value, str):
+                overrides[key] = tuple(x.strip() for x in value.split(",") if x.strip())
+            elif isinstance(value, list):
+                overrides[key] = tuple(value)
         super().__init__(**overrides)
         FeatureMetrics.validate(self.protocol.lpips_nets, self.protocol.fvd_detectors)
         self._features: FeatureMetrics | None = None

@@ -123,3 +123,12 @@ def test_score_frechet_names_the_file_and_entry_of_bad_input(tmp_path, rng, caps
     np.save(tmp_path / "obj.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
     assert main(["score", "frechet", "--a", str(tmp_path / "a.npy"), "--b", str(tmp_path / "obj.npy")]) == 2
     assert "obj.npy" in capsys.readouterr().err
+
+
+def test_a_sample_factor_gives_the_same_trace_as_the_cholesky_and_eigen_routes(rng):
+    x, y = rng.normal(size=(30, 8)), rng.normal(size=(40, 8))
+    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    r = (x - x.mean(0)) / np.sqrt(len(x) - 1)  # S1 = RᵀR
+    want = trace_sqrt_product(s1, s2)
+    assert trace_sqrt_product(s1, s2, factor1=r) == pytest.approx(want, rel=1e-10)
+    assert np.trace(scipy.linalg.sqrtm(s1 @ s2)).real == pytest.approx(want, rel=1e-8)

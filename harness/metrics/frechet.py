@@ -58,25 +58,29 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
-def trace_sqrt_product(sigma1, sigma2) -> float:
-    """Tr (S1 S2)^½ = Σ sqrt(eig(R S2 Rᵀ)) for any R with S1 = RᵀR (float64): the Cholesky factor when S1 is
-    positive definite (fast), else the symmetric square root S1^½ (S1 singular: fewer samples than dimensions)."""
+def trace_sqrt_product(sigma1, sigma2, factor1: np.ndarray | None = None) -> float:
+    """Tr (S1 S2)^½ = Σ sqrt(eig(R S2 Rᵀ)) for any R with S1 = RᵀR (float64): `factor1` when the caller has one
+    (e.g. the scaled, centred samples), else the Cholesky factor when S1 is positive definite, else the symmetric
+    square root S1^½ (S1 singular: no more samples than dimensions)."""
     s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    try:
-        r = np.linalg.cholesky((s1 + s1.T) / 2).T  # S1 = L Lᵀ = RᵀR with R = Lᵀ
-    except np.linalg.LinAlgError:
-        r = _psd_sqrt(s1)
+    if factor1 is not None:
+        r = np.asarray(factor1, np.float64)
+    else:
+        try:
+            r = np.linalg.cholesky((s1 + s1.T) / 2).T  # S1 = L Lᵀ = RᵀR with R = Lᵀ
+        except np.linalg.LinAlgError:
+            r = _psd_sqrt(s1)
     m = r @ s2 @ r.T
     w = np.linalg.eigvalsh((m + m.T) / 2)
     return float(np.sqrt(np.clip(w, 0, None)).sum())
 
 
-def frechet_distance_eig(mu1, sigma1, mu2, sigma2) -> float:
+def frechet_distance_eig(mu1, sigma1, mu2, sigma2, factor1: np.ndarray | None = None) -> float:
     """The robust route: ||mu1-mu2||² + Tr S1 + Tr S2 - 2 Σ sqrt(eig(S1^½ S2 S1^½)); never complex, never < 0
-    by more than round-off."""
+    by more than round-off. `factor1`: optional R with S1 = RᵀR (see trace_sqrt_product)."""
     mu1, s1, mu2, s2 = _check(mu1, sigma1, mu2, sigma2)
     m = float(np.square(mu1 - mu2).sum())
-    return m + float(np.trace(s1) + np.trace(s2)) - 2.0 * trace_sqrt_product(s1, s2)
+    return m + float(np.trace(s1) + np.trace(s2)) - 2.0 * trace_sqrt_product(s1, s2, factor1)
 
 
 @dataclass
@@ -180,16 +184,19 @@ def bootstrap_frechet(a: np.ndarray, b: np.ndarray, iters: int = 200, seed: int 
     rng = np.random.default_rng(seed)
 
     def weighted_stats(x, counts):
-        n = counts.sum()
+        """Mean, covariance and a factor R (S = RᵀR) from the resampled rows: only rows drawn at least once."""
+        n, keep = counts.sum(), counts > 0
         mu = counts @ x / n
-        c = x - mu
-        return mu, (c * counts[:, None]).T @ c / (n - 1)
+        r = (x[keep] - mu) * np.sqrt(counts[keep] / (n - 1))[:, None]
+        return mu, r.T @ r, r
 
     vals = np.empty(iters)
     for i in range(iters):
         ca = np.bincount(rng.integers(0, len(a), len(a)), minlength=len(a)).astype(np.float64)
         cb = ca if paired else np.bincount(rng.integers(0, len(b), len(b)), minlength=len(b)).astype(np.float64)
-        vals[i] = frechet_distance_eig(*weighted_stats(a, ca), *weighted_stats(b, cb))
+        mu1, s1, r1 = weighted_stats(a, ca)
+        mu2, s2, _ = weighted_stats(b, cb)
+        vals[i] = frechet_distance_eig(mu1, s1, mu2, s2, factor1=r1 if len(r1) < a.shape[1] * 1.5 else None)
     vals = vals[np.isfinite(vals)]
     if vals.size == 0:
         return None
