@@ -65,6 +65,8 @@ def trace_sqrt_product(sigma1, sigma2, factor1: np.ndarray | None = None) -> flo
     s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if factor1 is not None:
         r = np.asarray(factor1, np.float64)
+        if r.shape[0] > r.shape[1]:  # RᵀR = TᵀT with R = QT: a square factor, no structural zero eigenvalues
+            r = np.linalg.qr(r, mode="r")
     else:
         try:
             r = np.linalg.cholesky((s1 + s1.T) / 2).T  # S1 = L Lᵀ = RᵀR with R = Lᵀ
@@ -196,7 +198,7 @@ def bootstrap_frechet(a: np.ndarray, b: np.ndarray, iters: int = 200, seed: int 
         cb = ca if paired else np.bincount(rng.integers(0, len(b), len(b)), minlength=len(b)).astype(np.float64)
         mu1, s1, r1 = weighted_stats(a, ca)
         mu2, s2, _ = weighted_stats(b, cb)
-        vals[i] = frechet_distance_eig(mu1, s1, mu2, s2, factor1=r1 if len(r1) < a.shape[1] * 1.5 else None)
+        vals[i] = frechet_distance_eig(mu1, s1, mu2, s2, factor1=r1)
     vals = vals[np.isfinite(vals)]
     if vals.size == 0:
         return None
