@@ -134,7 +134,8 @@ def test_score_classification_and_its_errors(tmp_path, rng, capsys):
     assert got["top1"] == pytest.approx(_mmaction_topk(avg, labels, 1)) and got["views"] == 2
     assert got["top5"] == pytest.approx(_mmaction_topk(avg, labels, 5))
     assert "mean_class_accuracy" in capsys.readouterr().out
-    (tmp_path / "p.json").write_text(json.dumps([{"scores": [0.1, 0.9], "label": 1}, {"scores": [0.8, 0.2], "label": 1}]))
+    items = [{"scores": [0.1, 0.9], "label": 1}, {"scores": [0.8, 0.2], "label": 1}]
+    (tmp_path / "p.json").write_text(json.dumps(items))
     assert main(["score", "classification", "--scores", str(tmp_path / "p.json"), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["top1"] == 0.5
     bad = labels.astype(float)

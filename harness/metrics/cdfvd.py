@@ -69,7 +69,7 @@ class VideoMAEFeatures:
 
     def preprocess(self, frames) -> torch.Tensor:
         """(B, T, H, W, 3) uint8 -> (B, num_frames, 3, size, size) float in [0, 1] (transformers' layout)."""
-        x = torch.as_tensor(np.asarray(frames))
+        x = torch.as_tensor(frames if isinstance(frames, torch.Tensor) else np.asarray(frames)).to(self.device)
         if x.ndim != 5 or x.shape[-1] != 3:
             raise ValueError(f"expected uint8 (B, T, H, W, 3) clips, got {tuple(x.shape)}")
         if x.shape[1] < self.num_frames:
@@ -83,7 +83,7 @@ class VideoMAEFeatures:
     def __call__(self, frames) -> np.ndarray:
         out = []
         for s in range(0, len(frames), self.batch_size):
-            x = self.preprocess(frames[s:s + self.batch_size]).to(self.device)
+            x = self.preprocess(frames[s:s + self.batch_size])
             tokens = self.encoder(pixel_values=x).last_hidden_state
             feat = tokens.mean(dim=1)
             if self.fc_norm is not None:

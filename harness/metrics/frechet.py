@@ -6,8 +6,9 @@ d² = ||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½)
   `np.cov(rowvar=False)` (unbiased, n-1), `scipy.linalg.sqrtm(S1 @ S2)`, real part of the total.
 * `frechet_distance_eig`: Tr (S1 S2)^½ = Σ sqrt(eig(R S2 Rᵀ)) with S1 = RᵀR, in float64 with symmetric
   eigendecompositions (R S2 Rᵀ is symmetric positive semi-definite and has the eigenvalues of S1 S2, so they are
-  real and ≥ 0 up to round-off, which we clip). It cannot return complex parts or the huge errors `sqrtm` gives on near-singular products (few samples,
-  common_metrics issue #18), nor a negative distance (#25). Both routes are reported; tests check they agree.
+  real and ≥ 0 up to round-off, which we clip). It cannot return complex parts or the huge errors `sqrtm` gives on
+  near-singular products (few samples, common_metrics issue #18), nor a negative distance (#25). Both routes are
+  reported; tests check they agree.
 
 `FeatureStats` accumulates float64 sums so memory does not grow with the data set.
 """

@@ -137,7 +137,7 @@ class I3DFeatures:
         """uint8 (B, T, H, W, 3) clips -> float64 (B, 400) features."""
         out = []
         for s in range(0, len(frames), self.batch_size):
-            x = self.spec.preprocess(frames[s:s + self.batch_size]).to(self.device)
+            x = self.spec.preprocess(torch.as_tensor(frames[s:s + self.batch_size]).to(self.device))
             if self.spec.name == "styleganv":
                 y = self.model(x, rescale=False, resize=True, return_features=True)
             else:

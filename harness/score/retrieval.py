@@ -25,7 +25,8 @@ class RetrievalScorer:
         if args.caption_video:
             cvf = load_array(args.caption_video, ndim=(1, 2), finite=False).reshape(-1)
             if len(cvf) != sim.shape[0]:
-                raise DataError(args.caption_video, f"has {len(cvf)} entries for {sim.shape[0]} text rows of {args.sim}")
+                raise DataError(args.caption_video,
+                                f"has {len(cvf)} entries for {sim.shape[0]} text rows of {args.sim}")
             for i, v in enumerate(cvf):
                 if not (np.isfinite(v) and v == int(v) and 0 <= v < sim.shape[1]):
                     raise DataError(args.caption_video, f"entry {i} is {v}; video indices must be integers in "
