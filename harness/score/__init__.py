@@ -14,4 +14,8 @@ SCORERS = Registry("scorer", "pyratok_bench.scorers", lambda: {
     "ytvis": "harness.score.ytvis:YTVISScorer",
     "thumos14": "harness.score.localization:Thumos14Scorer",
     "activitynet": "harness.score.localization:ActivityNetScorer",
+    "frechet": "harness.score.frechet:FrechetScorer",
+    "fvd": "harness.score.fvd:FVDScorer",
+    "classification": "harness.score.classification:ClassificationScorer",
+    "retrieval": "harness.score.retrieval:RetrievalScorer",
 })
