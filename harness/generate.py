@@ -104,7 +104,7 @@ def generate(spec: GenerateSpec, log: Callable[[str], None] | None = None) -> Ge
                  "writer_settings": task.protocol_dict()["writer_settings"]},
         "data": {"dataset": task.dataset, "root": str(root), "mini": is_mini,
                  "manifest_sha": sha256_obj([s.fingerprint() for s in samples]), "n_listed": len(listing.samples)},
-        "model": None if model is None else {"id": spec.model, **model_identity(spec.model, model)},
+        "model": None if model is None else _model_entry(spec.model, model_identity(spec.model, model)),
         "seed": spec.seed, "limit": spec.limit,
     }
     _refuse_other_config(out, header, spec.overwrite)
@@ -153,6 +153,12 @@ def generate(spec: GenerateSpec, log: Callable[[str], None] | None = None) -> Ge
     log(f"[harness] generated {len(todo)} videos ({skipped} already there) in {time.perf_counter() - t0:.1f} s "
         f"-> {path}")
     return GenerateOutcome(path, len(todo), skipped)
+
+
+def _model_entry(name: str, ident: dict[str, Any]) -> dict[str, Any]:
+    """The model as result.json names it: id, adapter, args, weights (sha256), generation (sampling settings)."""
+    return {"id": name, "adapter": ident["adapter"], "args": ident["config"], "weights": ident["weights"],
+            "generation": ident.get("generation", {})}
 
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:

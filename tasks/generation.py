@@ -231,6 +231,10 @@ class GenerationTask(Task):
             raise GenerationOutputError(f"generated videos have shape {tuple(out.video.shape)}, expected {want}")
         if not torch.isfinite(out.video).all():
             raise GenerationOutputError("generated videos contain NaN or infinite values")
+        if out.tokens is not None:
+            sizes = {lv.name: (lv.bits if lv.bits is not None else lv.indices).shape[0] for lv in out.tokens.levels}
+            if any(n != len(plans) for n in sizes.values()):
+                raise GenerationOutputError(f"the returned tokens hold batches of {sizes} for {len(plans)} videos")
         frames = to_uint8_frames(out.video.detach().cpu()).numpy()
         clips = []
         for i, plan in enumerate(plans):

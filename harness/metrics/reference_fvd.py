@@ -147,7 +147,7 @@ def reference_stats(ref: ReferenceSet, extractors: dict[str, Any], cache: Refere
         batch.clear()
 
     for sample in tqdm(ref.samples, desc=f"{ref.name} real clips", unit="clip", file=sys.stderr,
-                       disable=not progress, dynamic_ncols=True):
+                       disable=None if progress else True, dynamic_ncols=True):  # None: only on a terminal
         try:
             clip = ref.load(sample)
         except DataError as exc:
