@@ -6,6 +6,9 @@ TASKS = {
     "webvid-recon": "tasks.webvid:WebVidRecon",
     "mcljcv-recon": "tasks.mcljcv:MCLJCVRecon",
     "coco-recon": "tasks.coco:COCORecon",
+    "msrvtt-t2v": "tasks.t2v:MSRVTTT2V",
+    "anetcap-t2v": "tasks.t2v:ANetCapT2V",
+    "ucf101-gen": "tasks.ucf101_gen:UCF101Gen",
 }
 
 DATASETS = {

@@ -18,4 +18,5 @@ SCORERS = Registry("scorer", "pyratok_bench.scorers", lambda: {
     "fvd": "harness.score.fvd:FVDScorer",
     "classification": "harness.score.classification:ClassificationScorer",
     "retrieval": "harness.score.retrieval:RetrievalScorer",
+    "t2v": "harness.score.t2v:T2VScorer",
 })
