@@ -74,7 +74,8 @@ th[aria-sort=descending]::after{content:" \\25BC"}
 td.best a{font-weight:700}td.state{color:#8c959f;font-style:italic}.unc{color:#57606a;font-size:.85em}
 .args{color:#57606a;font-size:.85em}.note{color:#9a6700}.legend{color:#57606a}
 section.incomplete table{opacity:.85}a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
-figure{display:inline-block;margin:.5em}figure img{width:420px;border:1px solid #d0d7de}
+figure{display:inline-block;margin:.5em;width:47%;vertical-align:top}figure img{width:100%;border:1px solid #d0d7de}
+.scroll{overflow-x:auto}
 .better{color:#1a7f37}.worse{color:#cf222e}
 """
 
@@ -124,7 +125,7 @@ def _value_cell(board: Board, row: Row, col: Column, out_dir: Path, bold: bool) 
 
 
 def _board_table(board: Board, table_id: str, rows: list[Row], blocks, out_dir: Path, bold: bool) -> list[str]:
-    out = [f'<table class="board sortable" id="{esc(table_id)}">', "<thead>", "<tr>",
+    out = ['<div class="scroll">', f'<table class="board sortable" id="{esc(table_id)}">', "<thead>", "<tr>",
            '<th class="text" rowspan="2" data-col="0" data-sort-type="text" aria-sort="none">model</th>',
            '<th class="text" rowspan="2" data-col="1" data-sort-type="text" aria-sort="none">data</th>']
     out += [f'<th colspan="{len(b.columns)}">{esc(b.title)}</th>' for b in blocks if b.columns]
@@ -143,7 +144,7 @@ def _board_table(board: Board, table_id: str, rows: list[Row], blocks, out_dir: 
         out.append("<tr>" + _model_cell(r) + f'<td class="text" data-sort-value="{esc(r.data_kind)}">'
                    f"{esc(r.data_kind)}</td>" + "".join(_value_cell(board, r, c, out_dir, bold) for c in cols)
                    + "</tr>")
-    out += ["</tbody>", "</table>"]
+    out += ["</tbody>", "</table>", "</div>"]
     return out
 
 
@@ -160,7 +161,8 @@ def _ablation_html(table: AblationTable, schema: BoardSchema, out_dir: Path, idx
             out.append(f"<p>{esc(task)}: no results yet.</p>")
             continue
         tid = f"ablation-{idx}-{t_i}"
-        out += [f"<h4>{esc(task)}</h4>", f'<table class="sortable" id="{esc(tid)}">', "<thead><tr>",
+        out += [f"<h4>{esc(task)}</h4>", '<div class="scroll">', f'<table class="sortable" id="{esc(tid)}">',
+                "<thead><tr>",
                 '<th class="text" data-col="0" data-sort-type="text" aria-sort="none">variant</th>']
         col = 1
         for m in metrics:
@@ -196,7 +198,7 @@ def _ablation_html(table: AblationTable, schema: BoardSchema, out_dir: Path, idx
                     cells.append(f'<td{cls} data-sort-value="{esc(_num_attr(e.diff))}">'
                                  f'{esc(signed(schema, m, e.diff) + ci)} <span class="unc">{esc(tag)}</span></td>')
             out.append("<tr>" + "".join(cells) + "</tr>")
-        out += ["</tbody>", "</table>"]
+        out += ["</tbody>", "</table>", "</div>"]
     out.append("</section>")
     return out
 

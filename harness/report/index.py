@@ -7,7 +7,6 @@ classified, never silently dropped: `limited`, `partial`, `failed`, `outdated` (
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +81,6 @@ def load_results(root: str | Path) -> list[ResultRef]:
 # ---------------------------------------------------------------------------------------------------------------
 # The registered tasks (None when a task is not installed here: the report then falls back on the result files)
 # ---------------------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
 def registered_task(name: str):
     from harness.registry import TASKS
 

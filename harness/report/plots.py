@@ -31,10 +31,12 @@ def _ok(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _axes_heights(ax, heights: list[int]) -> None:
+    from matplotlib.ticker import NullLocator
+
     ax.set_xscale("log", base=2)
     ax.set_xticks(heights)
     ax.set_xticklabels([f"{h}p" for h in heights], rotation=45)
-    ax.minorticks_off()
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("input height (16:9)")
     ax.grid(True, alpha=0.3)
 
@@ -105,18 +107,26 @@ def write_scaling_plots(folder: str | Path, out: str | Path | None = None) -> li
         written += _save(fig, out, "scaling_time")
         plt.close(fig)
 
-        # memory
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        # memory: the peak during encode + decode, and what those steps added to what was held before them
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
         for _, d in docs:
             pts = [p for p in _ok(d) if p.get("peak_memory_bytes")]
             kind = "GPU allocated" if d.get("identity", {}).get("device") == "cuda" else "RSS"
-            ax.plot([p["height"] for p in pts], [p["peak_memory_bytes"] / 2**30 for p in pts], "o-",
-                    label=f"{series_label(d)} ({kind})")
-        ax.set_yscale("log")
-        ax.set_ylabel("peak memory (GiB)")
-        _axes_heights(ax, heights)
-        _legend(ax)
-        ax.set_title("Peak memory against resolution")
+            hs = [p["height"] for p in pts]
+            line, = a1.plot(hs, [p["peak_memory_bytes"] / 2**30 for p in pts], "o-",
+                            label=f"{series_label(d)} ({kind})")
+            added = [(p["height"], (p["peak_memory_bytes"] - p["baseline_memory_bytes"]) / 2**30) for p in pts
+                     if p.get("baseline_memory_bytes") is not None
+                     and p["peak_memory_bytes"] - p["baseline_memory_bytes"] >= 2**20]
+            a2.plot([h for h, _ in added], [v for _, v in added], "o-", color=line.get_color())
+        a1.set_ylabel("peak during encode + decode (GiB)")
+        a2.set_ylabel("added by encode + decode (GiB, ≥ 1 MiB)")
+        fig.subplots_adjust(wspace=0.35)
+        a2.set_yscale("log")
+        for a in (a1, a2):
+            _axes_heights(a, heights)
+        _legend(a1)
+        fig.suptitle("Peak memory against resolution")
         written += _save(fig, out, "scaling_memory")
         plt.close(fig)
 

@@ -47,7 +47,8 @@ def cmd_sweep(args) -> int:
     check_registered(sweep, cells)
     log = (lambda msg: print(msg, file=sys.stderr, flush=True))
     outcomes = run_on_devices(sweep.name, cells, opts, log) if devices else run_sequential(cells, opts, log)
-    statuses = [cell_status(c, load_results(args.results)) for c in cells]
+    refs = load_results(args.results)
+    statuses = [cell_status(c, refs) for c in cells]
     print("")
     for o, st in zip(outcomes, statuses):
         extra = f"  error: {o.error}" if o.error else (f"  {st.ref.path}" if st.ref else "")

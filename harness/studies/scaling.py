@@ -151,6 +151,7 @@ def estimate_bytes(model, frames: int, height: int, width: int) -> tuple[int, st
 # One height
 # ---------------------------------------------------------------------------------------------------------------
 def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock times cover it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -161,9 +162,11 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def measure_clip(model, frames: np.ndarray, device: torch.device) -> dict[str, Any]:
-    """Encode + decode one clip: timings, fidelity, bits and per-level histograms."""
+    """Encode + decode one clip: timings and peak memory of those two steps only (the clip is already in place;
+    scoring comes after), then fidelity, bits and per-level histograms."""
     video = to_model_input(frames)[None].to(device)
-    _sync(device)
+    meter = PeakMeter(device)
+    meter.start()
     t0 = time.perf_counter()
     tokens = model.encode(video)
     _sync(device)
@@ -171,6 +174,7 @@ def measure_clip(model, frames: np.ndarray, device: torch.device) -> dict[str, A
     recon = model.decode(tokens)
     _sync(device)
     t2 = time.perf_counter()
+    peak = meter.peak()
     if tuple(recon.shape) != tuple(video.shape):
         raise HarnessError(f"reconstruction has shape {tuple(recon.shape)}, input {tuple(video.shape)}")
     out = to_uint8_frames(recon.detach().cpu())[0].numpy()
@@ -185,8 +189,10 @@ def measure_clip(model, frames: np.ndarray, device: torch.device) -> dict[str, A
     bpp = tokens.bits_per_pixel()
     levels = [{"name": lv.name, "codebook_size": lv.codebook_size, "hist": level_histogram(lv, 0)}
               for lv in tokens.levels]
-    return {"encode_s": t1 - t0, "decode_s": t2 - t1, "psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim)),
-            "sse": sse, "values": int(frames.size), "bpp": None if bpp is None else float(bpp[0]), "levels": levels}
+    return {"encode_s": t1 - t0, "decode_s": t2 - t1, "peak_memory_bytes": peak, "baseline_memory_bytes":
+            meter.baseline, "memory_method": meter.method, "psnr": float(np.mean(psnr)),
+            "ssim": float(np.mean(ssim)), "sse": sse, "values": int(frames.size),
+            "bpp": None if bpp is None else float(bpp[0]), "levels": levels}
 
 
 def utilization(per_clip: list[dict[str, Any]]) -> dict[str, Any]:
@@ -221,15 +227,12 @@ def measure_height(model, opts: ScaleOptions, height: int, align: int, device: t
                      f"memory budget of {budget / 2**30:.2f} GiB" + ("" if tiling else "; the adapter has no tiling"))
         log(f"[scale] {height}p skipped: {point['reason']}")
         return point
-    meter = PeakMeter(device)
     per_clip = []
     try:
-        meter.start()
         for name in opts.clips:
             frames = load_clip(name, opts.frames, h, w)
             per_clip.append({"clip": name, **measure_clip(model, frames, device)})
             del frames
-        peak = meter.peak()
     except Exception as exc:  # noqa: BLE001 - an OOM or a model error at one height is recorded, not fatal
         if _is_oom(exc):
             point.update(status="skipped", reason=f"out of memory at {h}x{w}: {type(exc).__name__}")
@@ -240,6 +243,9 @@ def measure_height(model, opts: ScaleOptions, height: int, align: int, device: t
             torch.cuda.empty_cache()
         return point
     n_frames = opts.frames * len(per_clip)
+    peaks = [c["peak_memory_bytes"] for c in per_clip if c["peak_memory_bytes"] is not None]
+    peak = max(peaks) if peaks else None
+    at_peak = next((c for c in per_clip if c["peak_memory_bytes"] == peak), per_clip[0])
     sse = sum(c["sse"] for c in per_clip)
     bpps = [c["bpp"] for c in per_clip if c["bpp"] is not None]
     point.update(
@@ -250,7 +256,8 @@ def measure_height(model, opts: ScaleOptions, height: int, align: int, device: t
         bpp=float(np.mean(bpps)) if bpps else None,
         encode_s_per_frame=sum(c["encode_s"] for c in per_clip) / n_frames,
         decode_s_per_frame=sum(c["decode_s"] for c in per_clip) / n_frames,
-        peak_memory_bytes=peak, memory_method=meter.method, baseline_memory_bytes=meter.baseline,
+        peak_memory_bytes=peak, memory_method=at_peak["memory_method"],
+        baseline_memory_bytes=at_peak["baseline_memory_bytes"],
         utilization=utilization(per_clip),
         clips=[{k: v for k, v in c.items() if k != "levels"} for c in per_clip],
     )
