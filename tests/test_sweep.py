@@ -58,6 +58,20 @@ def test_grid_expands_to_variants_x_tasks_with_names_from_sorted_overrides(tmp_p
     assert variant_name({"model_args.align": [1, 2]}) == "align=[1,2]"
 
 
+def test_task_args_layer_base_then_task_entry_then_grid(tmp_path):
+    sw = load_sweep(write(tmp_path, """
+        sweep: 1
+        base:
+          model: identity
+          task_args: {num_frames: 9, resize: 64}
+          tasks: [ucf101-recon, {name: davis, task_args: {resize: 96, crop: 96}, data_root: /data/DAVIS}]
+        grid: {task_args.num_frames: [5]}
+    """))
+    ucf, davis = sw.cells
+    assert ucf.task_args == {"num_frames": 5, "resize": 64} and ucf.task.data_root is None
+    assert davis.task_args == {"num_frames": 5, "resize": 96, "crop": 96} and davis.task.data_root == "/data/DAVIS"
+
+
 def test_explicit_cells_join_the_grid_and_duplicates_are_refused(tmp_path):
     sw = load_sweep(write(tmp_path, """
         sweep: 1

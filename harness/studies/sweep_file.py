@@ -57,15 +57,22 @@ class TaskEntry:
 
 @dataclass
 class Variant:
-    """One set of overrides of the base run; `train` is its resolved (placeholder-free) training step."""
+    """One set of overrides of the base run; `train` is its resolved (placeholder-free) training step.
+
+    Task args are layered: `base_task_args` (every task) < a task entry's own task_args < the variant's overrides."""
 
     name: str
     overrides: dict[str, Any]
     model: str
     model_args: dict[str, Any]
-    task_args: dict[str, Any]
+    base_task_args: dict[str, Any]
+    task_overrides: dict[str, Any]
     seed: int
     train: TrainSpec | None = None
+
+    @property
+    def task_args(self) -> dict[str, Any]:
+        return {**self.base_task_args, **self.task_overrides}
 
 
 @dataclass
@@ -92,7 +99,7 @@ class Cell:
 
     @property
     def task_args(self) -> dict[str, Any]:
-        return {**self.task.task_args, **self.variant.task_args}
+        return {**self.variant.base_task_args, **self.task.task_args, **self.variant.task_overrides}
 
     @property
     def seed(self) -> int:
@@ -347,7 +354,7 @@ class _Parser:
 
     def variant(self, sweep_name: str, overrides: dict[str, Any], base: dict[str, Any], model_args: dict[str, Any],
                 task_args: dict[str, Any], seed: int) -> Variant:
-        m_args, t_args = dict(model_args), dict(task_args)
+        m_args, t_over = dict(model_args), {}
         model, v_seed = base.get("model"), seed
         for key, value in overrides.items():
             if key == "model":
@@ -357,8 +364,8 @@ class _Parser:
             elif key.startswith("model_args."):
                 m_args[key.split(".", 1)[1]] = value
             else:
-                t_args[key.split(".", 1)[1]] = value
-        return Variant(variant_name(overrides), dict(overrides), model, m_args, t_args, v_seed)
+                t_over[key.split(".", 1)[1]] = value
+        return Variant(variant_name(overrides), dict(overrides), model, m_args, dict(task_args), t_over, v_seed)
 
     def train(self, raw: Any, *keys: Any) -> TrainSpec:
         t = self.mapping(raw, *keys, allowed=TRAIN_KEYS)
