@@ -1,4 +1,4 @@
-"""`python -m harness <command>`: list, run, generate, make-mini, check-data, report, score.
+"""`python -m harness <command>`: list, run, generate, make-mini, check-data, score, sweep, scale, missing, report.
 
 Errors the user can act on (a missing split file, an unknown task name, a capability mismatch) are printed in one line
 with exit status 2; anything else is a bug and keeps its traceback.
@@ -10,6 +10,7 @@ import sys
 
 from harness.errors import HarnessError
 from harness.registry import UnknownNameError
+from harness.studies.commands import add_parsers as add_study_parsers
 
 
 def _add_run(sub) -> None:
@@ -141,15 +142,6 @@ def cmd_check_data(args) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_report(args) -> int:
-    from harness.report.leaderboard import write_leaderboard
-
-    path = write_leaderboard(args.results, include_limited=args.include_limited)
-    print(path.read_text())
-    print(f"written: {path}")
-    return 0
-
-
 def _add_score(sub) -> None:
     from harness.score import SCORERS
 
@@ -190,21 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
     p.add_argument("--json", help="write the report to this JSON file")
     p.add_argument("--no-progress", action="store_true")
-    p = sub.add_parser("report", help="leaderboard from the result files")
-    p.add_argument("--results", default="results")
-    p.add_argument("--include-limited", action="store_true")
     _add_score(sub)
+    add_study_parsers(sub)  # sweep, scale, missing, report
     return parser
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "generate": cmd_generate, "make-mini": cmd_make_mini,
-            "check-data": cmd_check_data, "report": cmd_report, "score": cmd_score}
+            "check-data": cmd_check_data, "score": cmd_score}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return (getattr(args, "handler", None) or COMMANDS[args.command])(args)
     except (HarnessError, UnknownNameError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
