@@ -10,8 +10,14 @@ import numpy as np
 from harness.hashing import sha256_obj
 from harness.results import SCHEMA_VERSION, result_dir, write_result
 
-UCF_PROTOCOL = {"split": "testlist01", "num_frames": 17, "sampling": "center", "stride": 1, "resize": 128,
-                "crop": 128, "ssim_variant": "gaussian11", "bootstrap_iters": 1000}
+def _standard_ucf_protocol() -> dict[str, Any]:
+    """The protocol the registered ucf101-recon records (so these fixtures follow it when it grows)."""
+    from harness.runner import build_task
+
+    return build_task("ucf101-recon").protocol_dict()
+
+
+UCF_PROTOCOL = _standard_ucf_protocol()
 DIRECTIONS = {"psnr_frame": True, "ssim": True, "bpp": False}
 
 
