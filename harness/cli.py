@@ -1,4 +1,4 @@
-"""`python -m harness <command>`: list, run, make-mini, report, score.
+"""`python -m harness <command>`: list, run, generate, make-mini, check-data, score, sweep, scale, missing, report.
 
 Errors the user can act on (a missing split file, an unknown task name, a capability mismatch) are printed in one line
 with exit status 2; anything else is a bug and keeps its traceback.
@@ -10,6 +10,7 @@ import sys
 
 from harness.errors import HarnessError
 from harness.registry import UnknownNameError
+from harness.studies.commands import add_parsers as add_study_parsers
 
 
 def _add_run(sub) -> None:
@@ -46,6 +47,37 @@ def cmd_run(args) -> int:
     if outcome.result:  # only rank 0 of a torchrun job holds the result
         print(metrics_table(outcome.result))
         print(f"result: {outcome.path}")
+    return 0
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="write a generation task's videos and manifest.json into a folder (resumable)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--model", help="a generative adapter (not needed with --plan-only)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="K=V", help="model argument (repeatable)")
+    p.add_argument("--task-arg", action="append", default=[], metavar="K=V", help="protocol override (repeatable)")
+    p.add_argument("--out", required=True, help="the folder to write <sample_id>-<seed_index>.mp4 and manifest.json")
+    p.add_argument("--data-root", help="the data set's folder in its real layout (default: the mini split)")
+    p.add_argument("--limit", type=int, help="a deterministic stratified subset of N prompts (testing only)")
+    p.add_argument("--seed", type=int, default=0, help="run seed; each video's seed derives from it and its sample")
+    p.add_argument("--batch-size", type=int, help="prompts per generate request")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--overwrite", action="store_true", help="generate every video again, even those present")
+    p.add_argument("--plan-only", action="store_true",
+                   help="write only the manifest (prompts, seeds, file names): the plan for an external generator")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_generate(args) -> int:
+    from harness.generate import GenerateSpec, generate
+    from models.base import parse_model_args
+
+    spec = GenerateSpec(task=args.task, out=args.out, model=args.model, model_args=parse_model_args(args.model_arg),
+                        task_args=parse_model_args(args.task_arg), data_root=args.data_root, limit=args.limit,
+                        seed=args.seed, batch_size=args.batch_size, device=args.device, overwrite=args.overwrite,
+                        plan_only=args.plan_only, progress=not args.no_progress)
+    outcome = generate(spec)
+    print(f"manifest: {outcome.manifest} ({outcome.written} videos written, {outcome.skipped} already there)")
     return 0
 
 
@@ -112,15 +144,6 @@ def cmd_check_data(args) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_report(args) -> int:
-    from harness.report.leaderboard import write_leaderboard
-
-    path = write_leaderboard(args.results, include_limited=args.include_limited)
-    print(path.read_text())
-    print(f"written: {path}")
-    return 0
-
-
 def _add_score(sub) -> None:
     from harness.score import SCORERS
 
@@ -149,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered tasks, models and data sets")
     _add_run(sub)
+    _add_generate(sub)
     p = sub.add_parser("make-mini", help="write a data set's mini split in its real layout")
     p.add_argument("--dataset", required=True)
     p.add_argument("--out", required=True)
@@ -160,21 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first problem")
     p.add_argument("--json", help="write the report to this JSON file")
     p.add_argument("--no-progress", action="store_true")
-    p = sub.add_parser("report", help="leaderboard from the result files")
-    p.add_argument("--results", default="results")
-    p.add_argument("--include-limited", action="store_true")
     _add_score(sub)
+    add_study_parsers(sub)  # sweep, scale, missing, report
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "make-mini": cmd_make_mini, "check-data": cmd_check_data,
-            "report": cmd_report, "score": cmd_score}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "generate": cmd_generate, "make-mini": cmd_make_mini,
+            "check-data": cmd_check_data, "score": cmd_score}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return (getattr(args, "handler", None) or COMMANDS[args.command])(args)
     except (HarnessError, UnknownNameError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -75,7 +75,11 @@ def build_model(name: str, args: dict[str, Any] | None = None, device: str = "cp
 
 
 def model_identity(name: str, model: ModelAdapter) -> dict[str, Any]:
-    return {"adapter": MODELS.entry(name), "config": model.config(), "weights": model.weight_hashes()}
+    ident = {"adapter": MODELS.entry(name), "config": model.config(), "weights": model.weight_hashes()}
+    settings = model.generation_settings()
+    if settings:  # only generative adapters report any, so other models keep their identity
+        ident["generation"] = settings
+    return ident
 
 
 def check_capabilities(task: Task, model_cls: Any) -> None:
@@ -173,7 +177,8 @@ def _run(spec: RunSpec, ctx: distributed.DistContext, log: Callable[[str], None]
                           "limit": spec.limit, "limited": spec.limit is not None and spec.limit < n_total,
                           "rejected": {"n": len(listing.rejected), "items": listing.rejected}}},
         "model": {"id": spec.model, "adapter": m_id["adapter"], "args": m_id["config"], "weights": m_id["weights"],
-                  "parameters": model.num_parameters(), "metadata": dataclasses.asdict(model.metadata)},
+                  "parameters": model.num_parameters(), "metadata": dataclasses.asdict(model.metadata),
+                  **({"generation": m_id["generation"]} if "generation" in m_id else {})},
         "seed": spec.seed,
         "env": {**environment(), "world_size": ctx.world_size},
         "metrics": metrics,

@@ -73,6 +73,7 @@ class Metric:
     variant: str | None = None
     unit: str | None = None
     reason: str | None = None  # why the value is null
+    warning: str | None = None  # why a reported value deserves caution (e.g. too few samples for FVD)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None or k == "value"}

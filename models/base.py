@@ -96,6 +96,15 @@ class Tokens:
         return None if self.bits is None else self.bits.double() / self.pixels
 
 
+@dataclass
+class GeneratedVideos:
+    """What `generate_videos` returns: one video per request, and the tokens they were decoded from when the adapter
+    has them (a prior's sampled codes), so generation tasks can measure the codebook usage of what was generated."""
+
+    video: torch.Tensor  # float32 (N, 3, T, H, W) in [-1, 1]
+    tokens: Tokens | None = None  # batch of N, in request order
+
+
 @dataclass(frozen=True)
 class ModelMetadata:
     """Facts shown in reports. Numbers that depend on the input (tokens per clip, bpp) are measured, not stored."""
@@ -173,6 +182,23 @@ class ModelAdapter(ABC):
 
     def generate(self, prompts: list[str], seed: int, num_frames: int, height: int, width: int) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} cannot generate")
+
+    def generate_videos(self, prompts: list[str], seeds: list[int], num_frames: int, height: int,
+                        width: int) -> GeneratedVideos:
+        """One video per (prompt, seed) pair: the request generation tasks make. Each video must depend only on its
+        own prompt and seed, never on what else is in the batch, so results do not change with the batch size or
+        when an interrupted run resumes. The default calls `generate([prompt], seed, ...)` once per pair; an adapter
+        that can batch with one seed per item, or that can hand back its sampled tokens, overrides this."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        videos = [self.generate([p], int(s), num_frames, height, width) for p, s in zip(prompts, seeds)]
+        return GeneratedVideos(torch.cat(videos) if videos else torch.zeros(0, 3, num_frames, height, width))
+
+    def generation_settings(self) -> dict[str, Any]:
+        """The sampling settings `generate` uses (temperature, top-k/top-p, guidance scale, steps, prior checkpoint),
+        recorded with every generated video and result and, when not empty, part of the model's identity (cache key
+        and result folder), like `config()`."""
+        return {}
 
 
 def parse_model_args(pairs: list[str] | None) -> dict[str, Any]:

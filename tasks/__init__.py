@@ -15,6 +15,9 @@ TASKS = {
     "k600-cls": "tasks.video_classification:K600Classification",
     "k700-cls": "tasks.video_classification:K700Classification",
     "msrvtt-retrieval": "tasks.retrieval:MSRVTTRetrieval",
+    "msrvtt-t2v": "tasks.t2v:MSRVTTT2V",
+    "anetcap-t2v": "tasks.t2v:ANetCapT2V",
+    "ucf101-gen": "tasks.ucf101_gen:UCF101Gen",
 }
 
 DATASETS = {

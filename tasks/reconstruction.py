@@ -15,6 +15,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.metrics.codebook import level_histogram, usage
+from harness.metrics.recon_features import FeatureMetrics
 from harness.metrics.pixel import PSNR_CAP_DB, pooled_psnr
 from harness.metrics.pixel import video_fidelity
 from harness.stats import bootstrap_ci, mean_metric
@@ -40,6 +41,9 @@ class ReconProtocol:
     crop: int = 128  # centre crop, square
     ssim_variant: str = "gaussian11"
     bootstrap_iters: int = 1000
+    lpips_nets: tuple[str, ...] = ("alex", "vgg")  # LPIPS backbones, reported as lpips_<net>
+    fvd_detectors: tuple[str, ...] = ("styleganv", "videogpt")  # I3D lineages, reported as rfvd_<detector>
+    fvd_bootstrap_iters: int = 100  # percentile bootstrap over videos (each replicate is a 400x400 eigenproblem)
 
 
 class ReconstructionTask(Task):
@@ -50,6 +54,29 @@ class ReconstructionTask(Task):
     default_batch_size: ClassVar[int] = 4
     headline: ClassVar[tuple[str, ...]] = ("psnr_frame", "psnr_video", "ssim", "bpp", "compression_ratio")
     Protocol: ClassVar[type] = ReconProtocol
+
+    def __init__(self, **overrides: Any):
+        for key in ("lpips_nets", "fvd_detectors"):  # --task-arg gives "alex,vgg" strings or YAML lists
+            value = overrides.get(key)
+            if isinstance(value, str):
+                overrides[key] = tuple(x.strip() for x in value.split(",") if x.strip())
+            elif isinstance(value, list):
+                overrides[key] = tuple(value)
+        super().__init__(**overrides)
+        FeatureMetrics.validate(self.protocol.lpips_nets, self.protocol.fvd_detectors)
+        self._features: FeatureMetrics | None = None
+
+    @property
+    def features(self) -> FeatureMetrics:
+        """The weight-based metrics (LPIPS, I3D), resolved once; absent weights cost nothing afterwards."""
+        if self._features is None:
+            self._features = FeatureMetrics(self.protocol.lpips_nets, self.protocol.fvd_detectors)
+        return self._features
+
+    def protocol_dict(self) -> dict[str, Any]:
+        """The protocol plus the sha256 of the metric weights found (None: absent), so results and cached samples
+        computed with different (or without) metric weights never mix."""
+        return {**super().protocol_dict(), "metric_weights": self.features.weight_hashes()}
 
     def load(self, sample: Sample) -> dict[str, Any]:
         p = self.protocol
@@ -74,6 +101,7 @@ class ReconstructionTask(Task):
             raise ModelOutputError("reconstruction contains NaN or infinite values")
         out = to_uint8_frames(recon.cpu())
         bpp = tokens.bits_per_pixel()
+        extra = self.features.video_values(frames, out, model.device)
         records = []
         for i, (sample, inputs) in enumerate(batch):
             fid = video_fidelity(frames[i], out[i], self.protocol.ssim_variant)
@@ -83,10 +111,14 @@ class ReconstructionTask(Task):
                       "levels": [{"name": lv.name, "codebook_size": lv.codebook_size, "code_bits": lv.code_bits,
                                   "codes": lv.num_codes} for lv in tokens.levels]}
             arrays = {}
+            values.update(extra[i])
             for j, level in enumerate(tokens.levels):
                 for key, arr in level_histogram(level, i).items():
                     arrays[f"level{j}_{key}"] = arr
             records.append(Record(sample.id, values, arrays))
+        for name, (real, fake) in self.features.clip_features(frames, out, model.device).items():
+            for i, record in enumerate(records):
+                record.arrays[f"{name}_real"], record.arrays[f"{name}_fake"] = real[i], fake[i]
         return records
 
     def aggregate(self, records: list[Record]) -> dict[str, Metric]:
@@ -119,6 +151,7 @@ class ReconstructionTask(Task):
             elements = records[0].values.get("latent_elements")
             m["bpp"] = Metric(None, len(records), False, reason="continuous latent: no bit count"
                               + (f" ({elements} latent values per clip)" if elements else ""))
+        m.update(self.features.aggregate(records, self.protocol.fvd_bootstrap_iters))
         m.update(self._codebook_metrics(records))
         return m
 

@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Metric weights: tests make their own; an empty folder keeps a developer's real weights out of the suite.
+if not os.environ.get("PYRATOK_BENCH_WEIGHTS"):
+    os.environ["PYRATOK_BENCH_WEIGHTS"] = tempfile.mkdtemp(prefix="pyratok-bench-test-weights-")
 if not os.environ.get("PYRATOK_BENCH_CACHE"):
     os.environ["PYRATOK_BENCH_CACHE"] = tempfile.mkdtemp(prefix="pyratok-bench-test-cache-")
 

@@ -14,4 +14,9 @@ SCORERS = Registry("scorer", "pyratok_bench.scorers", lambda: {
     "ytvis": "harness.score.ytvis:YTVISScorer",
     "thumos14": "harness.score.localization:Thumos14Scorer",
     "activitynet": "harness.score.localization:ActivityNetScorer",
+    "frechet": "harness.score.frechet:FrechetScorer",
+    "fvd": "harness.score.fvd:FVDScorer",
+    "classification": "harness.score.classification:ClassificationScorer",
+    "retrieval": "harness.score.retrieval:RetrievalScorer",
+    "t2v": "harness.score.t2v:T2VScorer",
 })

@@ -1,0 +1,1 @@
+"""Studies over many runs: declarative sweeps (ablations) and resolution scaling."""
