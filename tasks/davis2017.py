@@ -133,8 +133,8 @@ def read_image_set(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     """An ImageSets/<year>/<set>.txt -> (sequence names in file order, rejected lines as file:line), parsed by the
     scorer's parser (harness.metrics.davis_files)."""
     names, bad = parse_image_set(path)
-    rejected = [{"sample_id": "", "path": f"{path}:{lineno}",
-                 "error": f"{path}:{lineno}: expected one sequence name per line, got {line!r}"} for lineno, line in bad]
+    rejected = [{"sample_id": "", "path": f"{path}:{n}", "error": f"{path}:{n}: expected one sequence name per line, "
+                                                                 f"got {line!r}"} for n, line in bad]
     return names, rejected
 
 

@@ -5,8 +5,8 @@ resized (short side `short_side`, sides floored to a multiple of `multiple`) and
 frames every `window_stride` frames; the features of `level` (default the first, finest in time) are averaged over
 space per feature step and every frame takes the mean of the steps covering it (tasks/zeroshot/features.py). The
 per-frame score of a class is the cosine similarity with the embedding of its name in `prompt`. Segments come from
-tasks/zeroshot/localize.py (25-frame sliding average, thresholds, runs, contrast scores, NMS) and are scored with the tIoU mAP of
-harness/metrics/localization.py. `vocabulary=open50` evaluates only the unseen half of a seeded 50/50 class split
+tasks/zeroshot/localize.py (25-frame sliding average, thresholds, runs, contrast scores, NMS) and are scored with the
+tIoU mAP of harness/metrics/localization.py. `vocabulary=open50` evaluates only the unseen half of a seeded 50/50 class split
 (STALE's open-vocabulary protocol, tasks/zeroshot/vocabulary.py).
 
 probe (for every model with features): a linear classifier over the C classes + background, trained on the

@@ -151,8 +151,8 @@ class YTVISTextSegmentation(Task):
         m = sample.meta
         frames = read_image_sequence([Path(m["frame_root"]) / n for n in m["file_names"]])
         if frames.shape[1:3] != (m["height"], m["width"]):
-            raise DataError(str(Path(m["frame_root"]) / m["file_names"][0]),
-                            f"frames are {frames.shape[2]}x{frames.shape[1]}, {m['json']} says {m['width']}x{m['height']}")
+            raise DataError(str(Path(m["frame_root"]) / m["file_names"][0]), f"frames are {frames.shape[2]}x"
+                            f"{frames.shape[1]}, {m['json']} says {m['width']}x{m['height']}")
         return {"frames": frames}
 
     def _embed(self, model: ModelAdapter, names: list[str]) -> torch.Tensor:

@@ -21,7 +21,8 @@ def _toy(seed=0, flip=0.25):
     for f in range(t):
         gt[f, 3:8, 3 + f:9 + f] = 1
     image = torch.where(gt[..., None] == 1, torch.tensor([200.0, 40, 40]), torch.tensor([30.0, 30, 200]))
-    p1 = torch.where(gt == 1, 0.5 + 0.3 * torch.rand(t, h, w, generator=g), 0.5 - 0.3 * torch.rand(t, h, w, generator=g))
+    margin = 0.3 * torch.rand(t, h, w, generator=g)
+    p1 = torch.where(gt == 1, 0.5 + margin, 0.5 - margin)
     flipped = torch.rand(t, h, w, generator=g) < flip
     p1 = torch.where(flipped, 1 - p1, p1)
     return gt, image, -torch.log(torch.stack([1 - p1, p1]))

@@ -97,15 +97,16 @@ def _dense_reference(target, sources, labels, restricted, h, w, p):
 
 
 @pytest.mark.parametrize("variant", ["dino", "crw"])
-def test_windowed_computation_equals_the_dense_reference(variant):
+@pytest.mark.parametrize("d", [5, 40])  # window views (narrow features) and band products (wide ones)
+def test_windowed_computation_equals_the_dense_reference(variant, d):
     g = torch.Generator().manual_seed(3)
-    h, w, d, c = 9, 11, 5, 3
+    h, w, c = 9, 11, 3
     params = PropagationParams(**{**VARIANTS[variant].__dict__, "radius": 3.5 if variant == "crw" else 3})
     sources = F.normalize(torch.randn(4, h * w, d, generator=g), dim=-1)
     target = F.normalize(torch.randn(h * w, d, generator=g), dim=-1)
     labels = F.softmax(torch.randn(4, h * w, c, generator=g), -1)
     restricted = [params.window_on_first, True, True, True]
-    got = propagate_step(target, sources, labels, restricted, h, w, params, budget=500)  # many small blocks
+    got = propagate_step(target, sources, labels, restricted, h, w, params, rows_per_block=2)  # several blocks
     want = _dense_reference(target, sources, labels, restricted, h, w, params)
     assert torch.allclose(got, want, atol=1e-5)
 

@@ -35,10 +35,13 @@ def test_language_protocols_are_not_applicable_to_a_model_without_language(tmp_p
         assert res["status"] == "not_applicable" and res["metrics"] == {}
         assert "embed_text" in res["reason"] and res["task"]["data"]["n_evaluated"] == 0
     assert "not applicable:" in capsys.readouterr().out
-    assert main(["report", "--results", str(tmp_path / "r")]) == 0
+    schema = tmp_path / "board.yaml"
+    schema.write_text("board: 1\nname: zero-shot\nversion: 1\ngroups:\n  - family: classification\n"
+                      "    title: Zero-shot\n    tasks: [ssv2, ytvis21]\n")
+    assert main(["report", "--results", str(tmp_path / "r"), "--board", str(schema)]) == 0
     board = (tmp_path / "r" / "leaderboard.md").read_text()
-    row = next(line for line in board.splitlines() if line.startswith("| downsample") and "ytvis21" in line)
-    assert row.count("n/a") == 4  # AP, AP50, AP75, mean_jaccard
+    row = next(line for line in board.splitlines() if line.startswith("| downsample"))
+    assert row.count("n/a") == 7  # ssv2 top1, top5, mean class accuracy; ytvis21 AP, AP50, AP75, mean Jaccard
 
 
 def test_davis_propagates_downsample_features_and_saves_masks(tmp_path):
@@ -59,7 +62,8 @@ def test_davis_propagates_downsample_features_and_saves_masks(tmp_path):
 
 
 def test_davis_crw_variant(tmp_path):
-    res = _run(tmp_path, "davis", "downsample", "--task-arg", "variant=crw", "--task-arg", "short_side=120", "--limit", "2")
+    res = _run(tmp_path, "davis", "downsample", "--task-arg", "variant=crw", "--task-arg", "short_side=120",
+               "--limit", "2")
     proto = res["task"]["protocol"]
     assert (proto["topk"], proto["temperature"], proto["context"], proto["long_multiple"]) == (10, 0.05, 20, 1)
     assert 0.2 < res["metrics"]["J&F-Mean"]["value"] < 0.95

@@ -18,7 +18,6 @@ The smoothness kernel is exact. `energy` is the exact O(N²) energy, for small v
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -57,13 +57,6 @@ def window_mask(radius: float, kind: str) -> torch.Tensor:
     raise ValueError(f"unknown window kind {kind!r} (square or disk)")
 
 
-def _windows(x: torch.Tensor, r: int, r0: int, r1: int) -> torch.Tensor:
-    """View (r1 - r0, w, c, 2r+1, 2r+1) of the (2r+1)² window around every cell of rows [r0, r1) of a grid
-    (h, w, c), zero-padded outside (no copy beyond the padding)."""
-    padded = F.pad(x.permute(2, 0, 1), (r, r, r, r)).permute(1, 2, 0)
-    return padded[r0:r1 + 2 * r].unfold(0, 2 * r + 1, 1).unfold(1, 2 * r + 1, 1)
-
-
 def context_steps(n: int, params: PropagationParams) -> list[tuple[int, bool]]:
     """(step, restricted to the window) of the context of target step n >= 1, in the reference's order."""
     if params.prepend_first:  # CRW: long memory, then the previous `context` steps of the padded sequence
@@ -88,47 +81,64 @@ def _weights(aff: torch.Tensor, valid: torch.Tensor, params: PropagationParams) 
     raise ValueError(f"unknown weighting {params.weights!r}")
 
 
+def _windows(x: torch.Tensor, r: int, r0: int, r1: int) -> torch.Tensor:
+    """View (r1 - r0, w, c, 2r+1, 2r+1) of the (2r+1)² window around every cell of rows [r0, r1) of a grid
+    (h, w, c), zero-padded outside (no copy beyond the padding)."""
+    padded = F.pad(x.permute(2, 0, 1), (r, r, r, r)).permute(1, 2, 0)
+    return padded[r0:r1 + 2 * r].unfold(0, 2 * r + 1, 1).unfold(1, 2 * r + 1, 1)
+
+
+VIEW_MAX_CHANNELS = 32  # up to this feature width, window views are as fast as band matrix products on a CPU
+
+
 def propagate_step(target: torch.Tensor, sources: torch.Tensor, labels: torch.Tensor, restricted: list[bool],
-                   h: int, w: int, params: PropagationParams, budget: int = 1 << 24) -> torch.Tensor:
+                   h: int, w: int, params: PropagationParams, rows_per_block: int = 8) -> torch.Tensor:
     """Soft labels (h*w, C) of one target step. target (h*w, d) and sources (S, h*w, d) L2-normalized, labels
     (S, h*w, C) soft; `restricted[s]`: whether context step s is limited to the window.
 
     Exactly the dense computation of the references (every source cell of every context step, masked), evaluated
-    only where it can be non-zero: a restricted step contributes the (2r+1)² cells around each target (window views
-    of the grid, cells outside the grid or the disk masked), an unrestricted one all its cells. Targets go in blocks
-    of rows of about `budget` window values."""
+    only where it can be non-zero, block of target rows by block: a restricted step contributes the (2r+1)² cells of
+    each target's window (cells outside the grid or the disk masked), an unrestricted one all its cells. The window
+    affinities and weighted labels come from window views of the grid for narrow features (d <= 32), else from
+    matrix products with the band of rows the block's windows reach (gathered, then scattered back): the same
+    numbers, whichever is faster."""
     r = int(math.floor(params.radius))
     k = 2 * r + 1
-    shape = window_mask(params.radius, params.window)
     d, c = target.shape[1], labels.shape[-1]
-    grid_t, grid_s, grid_l = target.view(h, w, d), sources.view(-1, h, w, d), labels.view(-1, h, w, c)
-    rows_per_block = max(1, budget // (w * k * k * max(d, c, 1) * max(1, sum(restricted))))
-    rows = torch.arange(h)[:, None, None, None]
-    cols = torch.arange(w)[None, :, None, None]
-    di = torch.arange(-r, r + 1)[None, None, :, None]
-    dj = torch.arange(-r, r + 1)[None, None, None, :]
+    views = d <= VIEW_MAX_CHANNELS
+    shape = window_mask(params.radius, params.window).reshape(-1)
+    di, dj = torch.arange(-r, r + 1).repeat_interleave(k), torch.arange(-r, r + 1).repeat(k)
     out = []
     for r0 in range(0, h, rows_per_block):
         r1 = min(h, r0 + rows_per_block)
-        n = (r1 - r0) * w
-        q = grid_t[r0:r1]
-        ii, jj = rows[r0:r1] + di, cols + dj
-        inside = ((ii >= 0) & (ii < h) & (jj >= 0) & (jj < w) & shape).reshape(n, k * k)
-        parts = []  # (affinity (n, S_s), valid (n, S_s), labels: window view or dense (hw, C))
+        b0, b1 = max(0, r0 - r), min(h, r1 + r)  # the band of rows the block's windows reach
+        cells = torch.arange(r0 * w, r1 * w)
+        q = target[cells]
+        ii, jj = (cells // w)[:, None] + di, (cells % w)[:, None] + dj  # (n, K) window cells
+        inside = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w) & shape
+        local = (ii.clamp(0, h - 1) - b0).clamp(0, b1 - b0 - 1) * w + jj.clamp(0, w - 1)  # index in the band
+        parts = []  # (affinity (n, S_s), valid (n, S_s), how the labels are gathered, labels)
         for s, restrict in enumerate(restricted):
-            if restrict:
-                aff = torch.einsum("hwd,hwdij->hwij", q, _windows(grid_s[s], r, r0, r1)).reshape(n, k * k)
-                parts.append((aff, inside, _windows(grid_l[s], r, r0, r1)))
+            if not restrict:
+                aff = q @ sources[s].T
+                parts.append((aff, torch.ones_like(aff, dtype=torch.bool), "dense", labels[s]))
+            elif views:
+                src = _windows(sources[s].view(h, w, d), r, r0, r1)
+                aff = torch.einsum("hwd,hwdij->hwij", q.view(r1 - r0, w, d), src).reshape(len(cells), k * k)
+                parts.append((aff, inside, "view", _windows(labels[s].view(h, w, c), r, r0, r1)))
             else:
-                aff = q.reshape(n, d) @ sources[s].T
-                parts.append((aff, torch.ones_like(aff, dtype=torch.bool), labels[s]))
+                aff = (q @ sources[s, b0 * w:b1 * w].T).gather(1, local)
+                parts.append((aff, inside, "band", labels[s, b0 * w:b1 * w]))
         weight = _weights(torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1), params)
         pred, a = 0, 0
-        for aff, _, lab in parts:
+        for aff, _, how, lab in parts:
             wpart = weight[:, a:a + aff.shape[1]]
             a += aff.shape[1]
-            if lab.ndim == 5:
-                pred = pred + torch.einsum("hwij,hwcij->hwc", wpart.reshape(r1 - r0, w, k, k), lab).reshape(n, c)
+            if how == "view":
+                pred = pred + torch.einsum("hwij,hwcij->hwc", wpart.reshape(r1 - r0, w, k, k), lab).reshape(-1, c)
+            elif how == "band":  # back onto the band (a masked entry has weight 0 wherever it was clamped to)
+                band = torch.zeros(len(cells), (b1 - b0) * w, dtype=wpart.dtype).scatter_add_(1, local, wpart)
+                pred = pred + band @ lab
             else:
                 pred = pred + wpart @ lab
         out.append(pred)
