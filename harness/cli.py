@@ -86,6 +86,8 @@ def metrics_table(result: dict) -> str:
 
     lines = [f"{result['task']['name']}@v{result['task']['version']}  x  {result['model']['id']}  "
              f"({result['task']['data']['n_evaluated']} samples, status {result['status']})"]
+    if result.get("reason"):
+        lines.append(f"  not applicable: {result['reason']}")
     for name, m in result["metrics"].items():
         lines.append(f"  {name:<40} {format_value(m):>24} {arrow(m)}")
     return "\n".join(lines)

@@ -4,6 +4,8 @@
     -> per sample: cache hit, or load (DataLoader workers) -> batch -> task.evaluate -> cache write
     -> task.aggregate -> result.json + samples.jsonl (atomic)
 
+A model the task cannot evaluate (a capability it lacks, or `task.check_model` refusing it, e.g. a text-only protocol
+for a model without language) gets a result with status "not_applicable" and the reason, never a score of zero.
 A bad item (undecodable video, model output with NaN) is recorded as a failure with its path and the run goes on;
 `strict` turns the first failure into an error. Interrupting a run loses nothing: every finished sample is already in
 the cache, and the next run with the same configuration picks up from there.
@@ -112,7 +114,11 @@ def _stderr_log(ctx: distributed.DistContext) -> Callable[[str], None]:
 
 def _run(spec: RunSpec, ctx: distributed.DistContext, log: Callable[[str], None]) -> RunOutcome:
     task = build_task(spec.task, spec.task_args)
-    check_capabilities(task, MODELS.get(spec.model))
+    try:
+        check_capabilities(task, MODELS.get(spec.model))
+    except CapabilityError as exc:  # e.g. a text-only protocol and a model without language: not a failure
+        model = build_model(spec.model, spec.model_args, distributed.rank_device(spec.device, ctx))
+        return _not_applicable(spec, task, model, str(exc), ctx, log)
     root, is_mini = resolve_data_root(task, spec.data_root)
     if is_mini:
         log(f"[harness] no --data-root: evaluating {task.name} on the {task.dataset} mini split at {root}")
@@ -133,7 +139,7 @@ def _run(spec: RunSpec, ctx: distributed.DistContext, log: Callable[[str], None]
     model = build_model(spec.model, spec.model_args, distributed.rank_device(spec.device, ctx))
     reason = task.check_model(model)
     if reason:
-        raise CapabilityError(reason)
+        return _not_applicable(spec, task, model, reason, ctx, log)
     m_id = model_identity(spec.model, model)
     t_id = {"name": task.name, "version": task.version, "protocol": task.protocol_dict(), "seed": spec.seed}
     manifest_sha = sha256_obj([s.fingerprint() for s in samples])
@@ -192,6 +198,47 @@ def _run(spec: RunSpec, ctx: distributed.DistContext, log: Callable[[str], None]
         ctx.barrier()
     log(f"[harness] {status}: {len(records)} samples ({reused} reused from the cache), {len(failures)} failures "
         f"-> {path}")
+    return RunOutcome(path, result)
+
+
+def _not_applicable(spec: RunSpec, task: Task, model: ModelAdapter, reason: str, ctx: distributed.DistContext,
+                    log: Callable[[str], None]) -> RunOutcome:
+    """A result saying the model cannot be evaluated under this protocol (and why), instead of an error or a zero:
+    reports show it as "n/a". Nothing is listed or decoded."""
+    m_id = model_identity(spec.model, model)
+    t_id = {"name": task.name, "version": task.version, "protocol": task.protocol_dict(), "seed": spec.seed}
+    task_hash = sha256_obj(t_id)
+    config_hash = sha256_obj({"model": m_id, "task": task_hash, "limit": spec.limit})[:12]
+    folder = result_dir(spec.results_root, spec.model, task.name, task.version, config_hash)
+    if not ctx.is_main:
+        ctx.barrier()
+        return RunOutcome(folder / "result.json", {}, skipped=False)
+    root = str(Path(spec.data_root).expanduser().resolve()) if spec.data_root else None
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "created_at": now_iso(),
+        "status": "not_applicable",
+        "reason": reason,
+        "harness": {"version": _version(), **git_state()},
+        "task": {"name": task.name, "version": task.version, "family": task.family, "hash": task_hash,
+                 "protocol": task.protocol_dict(), "requires": sorted(task.requires),
+                 "headline": list(task.headline),
+                 "data": {"dataset": task.dataset, "root": root, "mini": spec.data_root is None, "n_listed": 0,
+                          "n_selected": 0, "n_evaluated": 0, "limit": spec.limit, "limited": False}},
+        "model": {"id": spec.model, "adapter": m_id["adapter"], "args": m_id["config"], "weights": m_id["weights"],
+                  "parameters": model.num_parameters(), "metadata": dataclasses.asdict(model.metadata)},
+        "seed": spec.seed,
+        "env": {**environment(), "world_size": ctx.world_size},
+        "metrics": {},
+        "timing": {"wall_s": 0.0, "evaluate_s": 0.0, "computed": 0, "reused": 0, "samples_per_s": None},
+        "failures": {"n": 0, "items": []},
+        "config_hash": config_hash,
+    }
+    try:
+        path = write_result(folder, result, [])
+    finally:
+        ctx.barrier()
+    log(f"[harness] not applicable: {reason} -> {path}")
     return RunOutcome(path, result)
 
 

@@ -168,6 +168,14 @@ class ModelAdapter(ABC):
         """(t, h, w) downsampling of `features` at `level`, so tasks can map cells back to pixels and frames."""
         raise NotImplementedError(f"{type(self).__name__} has no features")
 
+    def feature_frame_index(self, num_frames: int, level: int | str = "last") -> list[int]:
+        """For each of `num_frames` input frames, the index of the `features` time step that covers it.
+
+        Default: causal grouping by the temporal stride t of `feature_stride(level)`, as the causal video VAEs do
+        (frame 0 alone, then groups of t frames: 1 + ceil((T - 1) / t) steps). A non-causal adapter overrides it."""
+        t = int(self.feature_stride(level)[0])
+        return [0] + [1 + (f - 1) // t for f in range(1, num_frames)] if num_frames else []
+
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """Text embeddings (N, d) in the same space as `features(..., level)` for zero-shot matching."""
         raise NotImplementedError(f"{type(self).__name__} has no text embedding")

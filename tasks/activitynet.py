@@ -22,6 +22,7 @@ import pandas as pd
 
 from harness.dataset import Dataset
 from harness.errors import DataError, MissingDataError
+from harness.metrics.tal_files import parse_activitynet_annotation
 from harness.task import Sample, SampleList
 
 ANET_JSON = "activity_net.v1-3.min.json"
@@ -141,7 +142,7 @@ def load_activitynet(json_path: str | Path, subset: str | None = None) -> Activi
     for vid, entry in data["database"].items():
         where = f"database[{vid!r}]"
         try:
-            video = _parse_video(vid, entry)
+            video = _parse_video(vid, entry, path)
         except (KeyError, TypeError, ValueError) as exc:
             rejected.append({"sample_id": vid, "path": f"{path}:{where}", "error": f"{path}: {where}: {exc}"})
             continue
@@ -150,16 +151,21 @@ def load_activitynet(json_path: str | Path, subset: str | None = None) -> Activi
     return ActivityNetDatabase(str(path), str(data["version"]), list(data["taxonomy"]), videos, rejected)
 
 
-def _parse_video(vid: str, entry: dict[str, Any]) -> ANetVideo:
+def _parse_video(vid: str, entry: dict[str, Any], path: Path) -> ANetVideo:
+    """One database entry; annotations are parsed by the scorer's parser (harness.metrics.tal_files), the data set's
+    checks (a known subset, forward intervals) are added here. Problems raise ValueError."""
     if entry["subset"] not in SUBSETS:
         raise ValueError(f"subset {entry['subset']!r} is not one of {SUBSETS}")
     duration = float(entry["duration"])
     segments = []
     for i, a in enumerate(entry["annotations"]):
-        s, e = (float(x) for x in a["segment"])
-        if not (np.isfinite(s) and np.isfinite(e)) or s < 0 or e < s:
+        try:
+            s, e, label = parse_activitynet_annotation(a, path, f"annotations[{i}]")
+        except DataError as exc:
+            raise ValueError(exc.problem) from None
+        if s < 0 or e < s:
             raise ValueError(f"annotations[{i}] segment {a['segment']} is not a forward interval")
-        segments.append(ANetSegment(s, e, str(a["label"])))
+        segments.append(ANetSegment(s, e, label))
     return ANetVideo(vid, entry["subset"], duration, str(entry.get("resolution", "")), str(entry.get("url", "")),
                      tuple(segments))
 

@@ -21,13 +21,14 @@ import numpy as np
 from harness.dataset import Dataset
 from harness.errors import DataError, MissingDataError
 from harness.io import atomic_path
+from harness.metrics.davis_files import read_image_set as parse_image_set
+from harness.metrics.davis_files import read_label_png
 from harness.task import Sample, SampleList
 from harness.video import read_image_sequence
 
 VOID = 255
 ANNOTATION_DIRS = {"semi-supervised": "Annotations", "unsupervised": "Annotations_unsupervised"}
 STEM = re.compile(r"^\d{5}$")
-SEQUENCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 class Davis2017(Dataset):
@@ -83,20 +84,10 @@ VOC_PALETTE = voc_palette()
 
 
 def read_mask_png(path: str | Path, allow_grayscale: bool = False) -> np.ndarray:
-    """The label indices of an indexed PNG as uint8 (H, W). Grayscale (mode L) is accepted only when asked (result
-    files may be grayscale ids); an RGB mask is refused: its colours are not ids."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            mode = im.mode
-            if mode == "P" or (allow_grayscale and mode == "L"):
-                return np.array(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(str(path), f"cannot be read as a PNG ({type(exc).__name__}: {exc})") from exc
-    expected = "indexed (mode P) or grayscale (mode L)" if allow_grayscale else "indexed (mode P, palette)"
-    raise DataError(str(path), f"is a mode-{mode} image; DAVIS masks must be {expected} PNGs whose pixel values are "
-                               "object ids (an RGB rendering of the palette colours cannot be read as ids)")
+    """The label indices of an indexed PNG as uint8 (H, W), decoded by the scorer's reader
+    (harness.metrics.davis_files). Grayscale (mode L) is accepted only when asked (result files may be grayscale ids);
+    an RGB mask is refused: its colours are not ids."""
+    return read_label_png(path, {"P", "L"} if allow_grayscale else {"P"})
 
 
 def write_davis_mask(path: str | Path, ids: np.ndarray) -> None:
@@ -139,22 +130,11 @@ def resolve_davis_root(root: str | Path) -> Path:
 
 
 def read_image_set(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
-    """An ImageSets/<year>/<set>.txt -> (sequence names in file order, rejected lines as file:line)."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(str(path), f"is not UTF-8 text ({exc})") from exc
-    names, rejected = [], []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        name = line.strip()
-        if not name:
-            continue
-        if not SEQUENCE_NAME.match(name):
-            rejected.append({"sample_id": "", "path": f"{path}:{lineno}",
-                             "error": f"{path}:{lineno}: expected one sequence name per line, got {line!r}"})
-            continue
-        names.append(name)
+    """An ImageSets/<year>/<set>.txt -> (sequence names in file order, rejected lines as file:line), parsed by the
+    scorer's parser (harness.metrics.davis_files)."""
+    names, bad = parse_image_set(path)
+    rejected = [{"sample_id": "", "path": f"{path}:{n}", "error": f"{path}:{n}: expected one sequence name per line, "
+                                                                 f"got {line!r}"} for n, line in bad]
     return names, rejected
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from harness.dataset import Dataset
 from harness.errors import DataError, MissingDataError
+from harness.metrics.tal_files import parse_thumos14_line, thumos14_annotation_files, thumos14_file_lines
 from harness.task import Sample, SampleList
 
 # The 20 classes with their UCF101 ids (detclasslist.txt of the evaluation kit; detection files use these ids).
@@ -108,56 +109,58 @@ def class_ids() -> dict[str, int]:
 
 def read_annotation_file(path: str | Path, subset: str) -> tuple[list[tuple[str, float, float, int]],
                                                                   list[dict[str, str]]]:
-    """One class (or Ambiguous) file -> ([(video, start, end, line number)], rejected lines as file:line)."""
+    """One class (or Ambiguous) file -> ([(video, start, end, line number)], rejected lines as file:line). Lines are
+    parsed by the scorer's parser (harness.metrics.tal_files); this reader adds the data set's checks: a real video
+    name of the right subset and a forward interval."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(str(path), f"is not UTF-8 text ({exc})") from exc
     rows, rejected = [], []
     word = SUBSET_WORD[subset]
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for lineno, line in thumos14_file_lines(path):
+        problem, row = None, None
+        try:
+            row = parse_thumos14_line(line)
+        except ValueError as exc:
+            problem = str(exc)
+        if row is None and problem is None:
             continue
-        parts = line.split()
-        problem = None
-        if len(parts) != 3:
-            problem = f"expected '<video>  <start> <end>', got {line!r}"
-        elif not VIDEO_NAME.match(parts[0]):
-            problem = f"{parts[0]!r} is not a THUMOS14 video name (video_{word}_NNNNNNN)"
-        elif not parts[0].startswith(f"video_{word}_"):
-            problem = f"{parts[0]} belongs to another subset than {subset}"
-        else:
-            try:
-                start, end = float(parts[1]), float(parts[2])
-            except ValueError:
-                start = end = float("nan")
-            if not (np.isfinite(start) and np.isfinite(end)):
-                problem = f"times {parts[1]!r} {parts[2]!r} are not numbers"
+        if row is not None:
+            video, start, end = row
+            if not VIDEO_NAME.match(video):
+                problem = f"{video!r} is not a THUMOS14 video name (video_{word}_NNNNNNN)"
+            elif not video.startswith(f"video_{word}_"):
+                problem = f"{video} belongs to another subset than {subset}"
             elif start < 0 or end < start:
                 problem = f"segment [{start}, {end}] is not a forward interval"
         if problem:
+            parts = line.split()
             rejected.append({"sample_id": parts[0] if parts else "", "path": f"{path}:{lineno}",
                              "error": f"{path}:{lineno}: {problem}"})
             continue
-        rows.append((parts[0], start, end, lineno))
+        rows.append((video, start, end, lineno))
     return rows, rejected
 
 
 def load_thumos_annotations(directory: str | Path, subset: str | None = None) -> ThumosAnnotations:
-    """Read every `<Class>_<subset>.txt` and `Ambiguous_<subset>.txt` of an annotation folder. The subset is taken
-    from the file names when not given. Malformed lines are rejected as file:line; unknown class names likewise."""
+    """Read every `<Class>_<subset>.txt` and `Ambiguous_<subset>.txt` of an annotation folder, found as the scorer
+    finds them (harness.metrics.tal_files.thumos14_annotation_files; the subset is taken from the file names when not
+    given). Malformed lines are rejected as file:line; unknown class names likewise."""
     directory = Path(directory)
     if not directory.is_dir():
         raise MissingDataError(Thumos14().missing_message(directory.parent, f"the annotation folder {directory}"))
-    subset = subset or _infer_subset(directory)
-    files = sorted(directory.glob(f"*_{subset}.txt"))
-    if not files:
-        raise MissingDataError(Thumos14().missing_message(directory.parent, f"*_{subset}.txt files in {directory}"))
+    if subset is None:
+        found = {s for s in SUBSETS if any(directory.glob(f"*_{s}.txt"))}
+        if len(found) != 1:
+            raise DataError(str(directory), f"cannot tell the subset from the file names (found "
+                                            f"{sorted(found) or 'none'} of *_val.txt / *_test.txt); pass subset=")
+        subset = found.pop()
+    try:
+        subset, files = thumos14_annotation_files(directory, subset)
+    except DataError:
+        raise MissingDataError(Thumos14().missing_message(directory.parent,
+                                                          f"*_{subset}.txt files in {directory}")) from None
     ids = class_ids()
     seg_rows, amb_rows, rejected, classes = [], [], [], []
-    for f in files:
-        label = f.name[: -len(f"_{subset}.txt")]
+    for label, f in sorted(files.items(), key=lambda kv: kv[1].name):
         if label != AMBIGUOUS and label not in ids:
             rejected.append({"sample_id": "", "path": str(f),
                              "error": f"{f}: {label!r} is not a THUMOS14 class (detclasslist.txt)"})
@@ -170,14 +173,6 @@ def load_thumos_annotations(directory: str | Path, subset: str | None = None) ->
             classes.append(label)
             seg_rows += [(v, s, e, label, ids[label], f.name, n) for v, s, e, n in rows]
     return ThumosAnnotations(subset, str(directory), sorted(classes), _table(seg_rows), _table(amb_rows), rejected)
-
-
-def _infer_subset(directory: Path) -> str:
-    found = {s for s in SUBSETS if any(directory.glob(f"*_{s}.txt"))}
-    if len(found) != 1:
-        raise DataError(str(directory), f"cannot tell the subset from the file names (found {sorted(found) or 'none'} "
-                                        "of *_val.txt / *_test.txt); pass subset=")
-    return found.pop()
 
 
 def _table(rows: list[tuple]) -> pd.DataFrame:

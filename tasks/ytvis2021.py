@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.dataset import Dataset
 from harness.errors import DataError, MissingDataError
+from harness.metrics.ytvis_files import segmentation_problem, segmentation_rle, video_size
 from harness.task import Sample, SampleList
 from harness.video import read_image_sequence
 
@@ -113,8 +114,8 @@ def load_ytvis(json_path: str | Path) -> YTVISAnnotations:
         where = f"videos[{i}]"
         try:
             names = tuple(str(n) for n in v["file_names"])
-            video = YTVISVideo(int(v["id"]), names[0].split("/")[0] if names else "", names, int(v["width"]),
-                               int(v["height"]), int(v.get("length", len(names))))
+            vid, height, width, length = video_size(v)
+            video = YTVISVideo(int(vid), names[0].split("/")[0] if names else "", names, width, height, length)
         except (KeyError, TypeError, ValueError) as exc:
             reject(where, f"malformed video entry ({type(exc).__name__}: {exc})")
             continue
@@ -151,31 +152,24 @@ def load_ytvis(json_path: str | Path) -> YTVISAnnotations:
 
 
 def _segmentation_problem(segmentations, video: YTVISVideo) -> str | None:
+    """The first frame whose segmentation the format does not allow (harness.metrics.ytvis_files decides)."""
     for t, segm in enumerate(segmentations):
-        if segm is None or isinstance(segm, list):
-            continue
-        if not isinstance(segm, dict) or "counts" not in segm or "size" not in segm:
-            return f"segmentations[{t}] is neither RLE, polygons nor null"
-        if [int(x) for x in segm["size"]] != [video.height, video.width]:
-            return f"segmentations[{t}] has size {segm['size']}, the video is {video.height}x{video.width} (h x w)"
+        problem = segmentation_problem(segm, video.height, video.width)
+        if problem:
+            return f"segmentations[{t}]: {problem}"
     return None
 
 
 def decode_segmentation(segm: Any, height: int, width: int) -> np.ndarray | None:
-    """One frame's segmentation as a bool (H, W) mask (None stays None), exactly as the YouTube-VIS API's annToRLE:
-    polygons are merged, an uncompressed RLE (list counts) goes through frPyObjects, a compressed one is decoded."""
+    """One frame's segmentation as a bool (H, W) mask (None when absent), through the scorer's decoder
+    (harness.metrics.ytvis_files.segmentation_rle: the YouTube-VIS API's annToRLE)."""
     from pycocotools import mask as mask_utils
 
-    if segm is None:
-        return None
-    if isinstance(segm, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
-    elif isinstance(segm["counts"], list):
-        rle = mask_utils.frPyObjects(segm, height, width)
-    else:
-        counts = segm["counts"]
-        rle = {"size": segm["size"], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return mask_utils.decode(rle).astype(bool)
+    try:
+        rle = segmentation_rle(segm, height, width)
+    except ValueError as exc:
+        raise DataError(f"segmentation of a {height}x{width} video", str(exc)) from None
+    return None if rle is None else mask_utils.decode(rle).astype(bool)
 
 
 def instance_masks(db: YTVISAnnotations, video_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

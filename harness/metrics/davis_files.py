@@ -6,6 +6,7 @@ indexed (mode P) or grayscale; the pixel value is the object id, 255 = void in t
 """
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,26 @@ LABEL_MODES = {"P", "L", "1", "I", "I;16"}
 _READERS = 4  # PNG decoding releases the GIL: a few threads overlap it
 
 
+SEQUENCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def read_image_set(path: str | Path) -> tuple[list[str], list[tuple[int, str]]]:
+    """An `ImageSets/<year>/<set>.txt`: (sequence names in file order, bad lines as (line number, line)). One name a
+    line; blank lines are skipped. The one parser of these files (the data set reader tasks/davis2017.py uses it)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), f"is not UTF-8 text ({exc})") from exc
+    names, bad = [], []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        name = line.strip()
+        if not name:
+            continue
+        (names.append(name) if SEQUENCE_NAME.match(name) else bad.append((lineno, line)))
+    return names, bad
+
+
 def davis_sequences(root: str | Path, subset: str = "val", task: str = "semi-supervised") -> list[str]:
     """Sequence names of `ImageSets/2017/<subset>.txt` (2019 for the unsupervised test sets, as the reference)."""
     root = Path(root)
@@ -28,7 +49,9 @@ def davis_sequences(root: str | Path, subset: str = "val", task: str = "semi-sup
     path = root / "ImageSets" / year / f"{subset}.txt"
     if not path.is_file():
         raise MissingDataError(f"{path}: DAVIS subset list not found (DAVIS-2017-trainval-480p.zip from {DAVIS_URL})")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names, bad = read_image_set(path)
+    if bad:
+        raise DataError(str(path), f"expected one sequence name per line, got {bad[0][1]!r}", bad[0][0])
     if not names:
         raise DataError(str(path), "lists no sequence")
     return names
@@ -90,25 +113,41 @@ def decode_label_png_fast(data: bytes) -> np.ndarray | None:
     return out
 
 
-def read_label_png(path: str | Path) -> np.ndarray:
-    """Object ids of a label PNG as uint8 (H, W); an RGB(A) image or an id above 255 is an error naming the file."""
+PNG_COLOUR_MODES = {0: "L", 3: "P"}  # PNG colour type -> PIL mode, for the types the fast decoder handles
+
+
+def label_mode_error(path: Path, mode: str, modes: frozenset[str] | set[str]) -> DataError:
+    allowed = "an indexed (mode P) PNG" if set(modes) == {"P"} else (
+        "an indexed (mode P) or grayscale (mode L) PNG" if set(modes) <= {"P", "L"} else
+        f"a PNG of mode {', '.join(sorted(modes))}")
+    return DataError(str(path), f"is a mode-{mode} image; expected {allowed} whose pixel values are object ids (an "
+                                "RGB rendering of the palette colours cannot be read as ids)")
+
+
+def read_label_png(path: str | Path, modes: frozenset[str] | set[str] = LABEL_MODES) -> np.ndarray:
+    """Object ids of a label PNG as uint8 (H, W), read as indices (never converted to RGB); an image of another mode
+    than `modes` (e.g. RGB) or an id above 255 is an error naming the file. The one reader of DAVIS label PNGs (the
+    data set reader tasks/davis2017.py uses it with modes {"P"} for ground truth)."""
     path = Path(path)
     try:
-        fast = decode_label_png_fast(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(str(path), "is missing") from None
-    if fast is not None:
+    fast = decode_label_png_fast(data)
+    colour = data[25] if data[12:16] == b"IHDR" else None  # IHDR, the first chunk, holds the colour type
+    if fast is not None and colour in PNG_COLOUR_MODES:
+        if PNG_COLOUR_MODES[colour] not in modes:
+            raise label_mode_error(path, PNG_COLOUR_MODES[colour], modes)
         return fast
     try:
         with Image.open(path) as im:
-            if im.mode not in LABEL_MODES:
-                raise DataError(str(path), f"is a {im.mode} image; expected an indexed (P) or grayscale PNG of "
-                                           "object ids")
+            if im.mode not in modes:
+                raise label_mode_error(path, im.mode, modes)
             arr = np.array(im)
     except FileNotFoundError:
         raise DataError(str(path), "is missing") from None
-    except OSError as e:
-        raise DataError(str(path), f"cannot be read as an image ({e})") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DataError(str(path), f"cannot be read as a PNG ({type(e).__name__}: {e})") from None
     if arr.dtype != np.uint8:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise DataError(str(path), f"holds ids outside 0..255 (max {arr.max()})")

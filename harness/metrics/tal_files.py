@@ -57,17 +57,46 @@ def thumos14_annotation_files(folder: str | Path, subset: str | None = None) -> 
     return subset, found[subset]
 
 
+def parse_thumos14_line(line: str) -> tuple[str, float, float] | None:
+    """One line of a per-class file, `<video>␠␠<start> <end>` (split on whitespace; times in seconds): the row, None
+    for a blank line; ValueError naming the problem for anything else. The one parser of this format (the data set
+    reader tasks/thumos14.py uses it too)."""
+    parts = line.split()
+    if not parts:
+        return None
+    if len(parts) != 3:
+        raise ValueError(f"expected '<video>  <start> <end>', got {line.rstrip()!r}")
+    times = []
+    for name, value in (("start", parts[1]), ("end", parts[2])):
+        try:
+            x = float(value)
+        except ValueError:
+            raise ValueError(f"{name} {value!r} is not a number") from None
+        if not math.isfinite(x):
+            raise ValueError(f"{name} {value!r} is not finite")
+        times.append(x)
+    return parts[0], times[0], times[1]
+
+
+def thumos14_file_lines(path: str | Path) -> list[tuple[int, str]]:
+    """(line number, line) of a per-class file, which must be UTF-8 text."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(str(path), f"is not UTF-8 text ({exc})") from exc
+    return list(enumerate(text.splitlines(), start=1))
+
+
 def read_thumos14_class_file(path: str | Path, label: str) -> list[tuple[str, float, float, str]]:
-    """Lines `<video>  <start> <end>` (two spaces, seconds); blank lines are skipped."""
+    """Lines `<video>  <start> <end>` (two spaces, seconds); blank lines are skipped; a bad line is an error."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 3:
-                raise DataError(str(path), f"expected '<video> <start> <end>', got {line.rstrip()!r}", i)
-            rows.append((parts[0], _float(parts[1], path, "start", i), _float(parts[2], path, "end", i), label))
+    for i, line in thumos14_file_lines(path):
+        try:
+            row = parse_thumos14_line(line)
+        except ValueError as exc:
+            raise DataError(str(path), str(exc), i) from None
+        if row is not None:
+            rows.append((*row, label))
     return rows
 
 
@@ -103,11 +132,7 @@ def read_activitynet_ground_truth(path: str | Path, subset: str = "validation") 
         if entry["subset"] != subset:
             continue
         for j, ann in enumerate(entry.get("annotations", [])):
-            where = f"database[{video!r}].annotations[{j}]"
-            s, e = _segment(ann, path, where)
-            if not isinstance(ann.get("label"), str):
-                raise DataError(str(path), f"{where}: 'label' must be a string")
-            rows.append((video, s, e, ann["label"]))
+            rows.append((video, *parse_activitynet_annotation(ann, path, f"database[{video!r}].annotations[{j}]")))
     if not rows:
         raise DataError(str(path), f"no annotated video of subset {subset!r}")
     return rows
@@ -120,6 +145,15 @@ def _segment(entry, path, where: str) -> tuple[float, float]:
     if not isinstance(seg, (list, tuple)) or len(seg) != 2:
         raise DataError(str(path), f"{where}: 'segment' must be [start, end], got {seg!r}")
     return _float(seg[0], path, f"{where}.segment[0]"), _float(seg[1], path, f"{where}.segment[1]")
+
+
+def parse_activitynet_annotation(entry, path, where: str) -> tuple[float, float, str]:
+    """(start, end, label) of one `{"segment": [s, e], "label": ...}` of the ground truth; DataError otherwise. The
+    one parser of these entries (the data set reader tasks/activitynet.py uses it too)."""
+    s, e = _segment(entry, path, where)
+    if not isinstance(entry.get("label"), str):
+        raise DataError(str(path), f"{where}: 'label' must be a string")
+    return s, e, entry["label"]
 
 
 def _load_json(path: Path):

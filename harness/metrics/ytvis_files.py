@@ -29,29 +29,60 @@ def _load(path: Path, what: str):
         raise DataError(str(path), f"is not valid JSON ({e.msg})", e.lineno) from None
 
 
-def _to_rle(seg, h: int, w: int, path: Path, where: str, allow_polygons: bool):
-    """One frame's mask as a compressed RLE (None where the instance is absent)."""
+def segmentation_problem(seg, h: int, w: int, allow_polygons: bool = True) -> str | None:
+    """Why one frame's segmentation is not a mask of an h x w video (None when it is one, or is absent: null or
+    empty). Accepted: polygons (a list of coordinate lists), an RLE {"size": [h, w], "counts": str | bytes | list}."""
     if not seg:
         return None
     if isinstance(seg, list):
         if not allow_polygons:
-            raise DataError(str(path), f"{where}: polygons are not accepted in results; use RLE")
+            return "polygons are not accepted in results; use RLE"
+        if not all(isinstance(p, list) and all(isinstance(c, (int, float)) for c in p) for p in seg):
+            return "polygons must be lists of coordinates"
+        return None
+    if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
+        return "expected an RLE {'size': [h, w], 'counts': ...} or null"
+    if not isinstance(seg["size"], (list, tuple)) or list(seg["size"]) != [h, w]:
+        return f"mask size {seg['size']} differs from the video's [{h}, {w}]"
+    if not isinstance(seg["counts"], (str, bytes, list)):
+        return "'counts' must be a string or a list"
+    return None
+
+
+def segmentation_rle(seg, h: int, w: int, allow_polygons: bool = True):
+    """One frame's segmentation as a compressed RLE, None where the instance is absent, exactly as the YouTube-VIS
+    API's annToRLE: polygons are merged, an uncompressed RLE (list counts) goes through frPyObjects, a compressed one
+    is taken as is. ValueError naming the problem otherwise. The one decoder of this format (the data set reader
+    tasks/ytvis2021.py uses it too)."""
+    problem = segmentation_problem(seg, h, w, allow_polygons)
+    if problem:
+        raise ValueError(problem)
+    if not seg:
+        return None
+    if isinstance(seg, list):
         try:
             return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
         except Exception as e:  # pycocotools raises bare Exceptions on bad polygons
-            raise DataError(str(path), f"{where}: bad polygon ({e})") from None
-    if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
-        raise DataError(str(path), f"{where}: expected an RLE {{'size': [h, w], 'counts': ...}} or null")
-    if list(seg["size"]) != [h, w]:
-        raise DataError(str(path), f"{where}: mask size {seg['size']} differs from the video's [{h}, {w}]")
+            raise ValueError(f"bad polygon ({e})") from None
     counts = seg["counts"]
     if isinstance(counts, list):
         return mask_utils.frPyObjects(seg, h, w)
-    if isinstance(counts, str):
-        return {"size": [h, w], "counts": counts.encode("ascii")}
-    if isinstance(counts, bytes):
-        return seg
-    raise DataError(str(path), f"{where}: 'counts' must be a string or a list")
+    return {"size": [h, w], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
+def video_size(entry) -> tuple:
+    """(id, height, width, frames) of a `videos` entry: frames = `length`, or the number of `file_names`.
+    KeyError, TypeError or ValueError when the entry lacks them."""
+    n = int(entry["length"]) if "length" in entry else len(entry["file_names"])
+    return entry["id"], int(entry["height"]), int(entry["width"]), n
+
+
+def _to_rle(seg, h: int, w: int, path: Path, where: str, allow_polygons: bool):
+    """One frame's mask as a compressed RLE (None where the instance is absent); DataError naming the entry."""
+    try:
+        return segmentation_rle(seg, h, w, allow_polygons)
+    except ValueError as e:
+        raise DataError(str(path), f"{where}: {e}") from None
 
 
 def read_ytvis_annotations(path: str | Path) -> tuple[dict, list, list[Track]]:
@@ -64,8 +95,8 @@ def read_ytvis_annotations(path: str | Path) -> tuple[dict, list, list[Track]]:
     videos = {}
     for i, v in enumerate(data["videos"]):
         try:
-            n = int(v["length"]) if "length" in v else len(v["file_names"])
-            videos[v["id"]] = (int(v["height"]), int(v["width"]), n)
+            vid, height, width, n = video_size(v)
+            videos[vid] = (height, width, n)
         except (KeyError, TypeError, ValueError):
             raise DataError(str(path), f"videos[{i}]: needs id, height, width and length (or file_names)") from None
     cats = []

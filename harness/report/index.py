@@ -118,7 +118,10 @@ def same(a: Any, b: Any) -> bool:
 
 
 def board_state(ref: ResultRef, required_version: int | None, protocol: dict[str, Any] | None) -> str:
-    """"ok" or why this result cannot stand on the main board."""
+    """"ok" or why this result cannot stand on the main board ("n/a": the runner found the model cannot be evaluated
+    under the protocol, e.g. a text-only protocol and a model without language)."""
+    if ref.status == "not_applicable":
+        return "n/a"
     if ref.status != "complete":
         return ref.status if ref.status in ("partial", "failed") else "partial"
     if ref.limited:
@@ -130,4 +133,4 @@ def board_state(ref: ResultRef, required_version: int | None, protocol: dict[str
     return "ok"
 
 
-STATE_RANK = {"ok": 0, "limited": 1, "partial": 2, "failed": 3, "non-standard": 4, "outdated": 5, "newer": 6}
+STATE_RANK = {"ok": 0, "n/a": 1, "limited": 2, "partial": 3, "failed": 4, "non-standard": 5, "outdated": 6, "newer": 7}
