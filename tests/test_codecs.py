@@ -65,7 +65,8 @@ def test_strip_av1_drops_delimiters_metadata_and_padding_only():
 
 
 def test_strip_sei_drops_hevc_prefix_and_suffix_sei():
-    vps, sei_prefix, idr, sei_suffix = (b"\x00\x00\x00\x01" + bytes([t << 1, 1]) + b"\xAA\xBB" for t in (32, 39, 19, 40))
+    nal = lambda t: b"\x00\x00\x00\x01" + bytes([t << 1, 1]) + b"\xAA\xBB"  # noqa: E731
+    vps, sei_prefix, idr, sei_suffix = (nal(t) for t in (32, 39, 19, 40))
     assert strip_sei(vps + sei_prefix + idr + sei_suffix, "hevc") == vps + idr
     h264_sei, h264_idr = b"\x00\x00\x01\x06\x05\x10", b"\x00\x00\x01\x65\x88"
     assert strip_sei(h264_sei + h264_idr, "h264") == h264_idr

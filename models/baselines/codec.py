@@ -12,8 +12,8 @@ there and its true (larger) size is reported. By default the budget is that of a
 the same clip, e.g. 16 x 5x16x16 bits for 17x128x128 (`bpp=` or `match_bits`/`match_factors` change it).
 
 4:2:0 chroma needs even frame sizes, and encoders have a minimum size (x265: 64 pixels a side here, see HEVCAdapter;
-SVT-AV1: 4): smaller or odd frames are padded on the bottom/right by replicating the edge pixels, encoded, decoded and cropped back. The bits
-of the padded stream are charged to the original pixels.
+SVT-AV1: 4): smaller or odd frames are padded on the bottom/right by replicating the edge pixels, encoded, decoded
+and cropped back. The bits of the padded stream are charged to the original pixels.
 """
 from __future__ import annotations
 
