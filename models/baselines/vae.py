@@ -172,8 +172,8 @@ class DiffusersVideoVAE(ModelAdapter):
         return padded_shape(shape, self.frame_step, self.spatial_factor)
 
     def _posterior(self, video: torch.Tensor):
-        x = pad_video(video.to(self.device, self.dtype), self.padded(tuple(video.shape[2:])), self.spatial_pad)
-        return self.module.encode(x).latent_dist
+        x = pad_video(video.to(self.device), self.padded(tuple(video.shape[2:])), self.spatial_pad)  # padded in fp32
+        return self.module.encode(x.to(self.dtype)).latent_dist
 
     def clip_noise(self, shape: tuple[int, ...], keys: list[bytes], purpose: str) -> torch.Tensor:
         """Standard normal noise (len(keys), *shape), each clip's seeded by (seed, purpose, sha256 of its key), so a
