@@ -106,18 +106,31 @@ def cmd_list(args) -> int:
     print("Models:")
     for name in MODELS.names():
         try:
-            m = MODELS.get(name)
-            md = getattr(m, "metadata", None)
-            caps = ",".join(sorted(getattr(m, "capabilities", [])))
-            extra = ""
-            if md is not None:
-                comp = "x".join(map(str, md.compression)) if md.compression else "-"
-                extra = f" {md.display_name} | family={md.family} compression={comp} code_bits={md.code_bits}"
-            print(f"  {name:<22} [{caps}]{extra}")
+            print("\n".join(model_summary(name, MODELS.get(name))))
         except Exception as exc:
             print(f"  {name:<22} (cannot load: {exc})")
     print("Data sets:", ", ".join(DATASETS.names()))
     return 0
+
+
+def model_summary(name: str, model_cls) -> list[str]:
+    """Two lines for `list`: name, display name and capabilities; then family, compression, code, parameters,
+    license and source from the adapter's metadata (numbers that depend on the input, such as tokens per clip or
+    bits per pixel, are measured in each run and shown in its result)."""
+    caps = ", ".join(sorted(getattr(model_cls, "capabilities", [])))
+    md = getattr(model_cls, "metadata", None)
+    if md is None:
+        return [f"  {name:<22} [{caps}]"]
+    comp = "x".join(map(str, md.compression)) if md.compression else "no fixed grid"
+    if md.latent_channels and not md.discrete:
+        code = f"{md.latent_channels}-channel continuous latent (bpp n/a)"
+    elif md.code_bits:
+        code = f"{md.code_bits} bit/token"
+    else:
+        code = "entropy-coded bits" if md.family == "codec" else "code: -"
+    params = "no learned parameters" if md.family in ("codec", "reference") else "parameters counted when loaded"
+    details = " | ".join(x for x in (md.family, comp, code, params, md.license, md.source) if x)
+    return [f"  {name:<22} {md.display_name}  [{caps}]", f"  {'':<22} {details}"]
 
 
 def cmd_make_mini(args) -> int:

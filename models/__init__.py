@@ -4,4 +4,10 @@ MODELS = {
     "identity": "models.baselines.identity:IdentityAdapter",
     "downsample": "models.baselines.downsample:DownsampleAdapter",
     "h264": "models.baselines.codec:H264Adapter",
+    "hevc": "models.baselines.codec:HEVCAdapter",
+    "av1": "models.baselines.codec:AV1Adapter",
+    "cogvideox-vae": "models.baselines.vae:CogVideoXVAE",
+    "wan-vae": "models.baselines.vae:WanVAE",
+    "ltx-vae": "models.baselines.vae:LTXVideoVAE",
+    "hunyuan-vae": "models.baselines.vae:HunyuanVideoVAE",
 }

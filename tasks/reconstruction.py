@@ -151,6 +151,9 @@ class ReconstructionTask(Task):
             elements = records[0].values.get("latent_elements")
             m["bpp"] = Metric(None, len(records), False, reason="continuous latent: no bit count"
                               + (f" ({elements} latent values per clip)" if elements else ""))
+            if elements:
+                m["latent_elements"] = mean_metric([r.values.get("latent_elements") or 0 for r in records], None,
+                                                   "continuous latent values per clip (the size of its code)")
         m.update(self.features.aggregate(records, self.protocol.fvd_bootstrap_iters))
         m.update(self._codebook_metrics(records))
         return m

@@ -25,7 +25,8 @@ def fake_result(root: Path, model: str, samples: dict[str, dict[str, float]], *,
                 task: str = "ucf101-recon", version: int = 1, family: str = "reconstruction",
                 protocol: dict[str, Any] | None = None, status: str = "complete", limit: int | None = None,
                 mini: bool = True, seed: int = 0, created_at: str = "2026-01-01T00:00:00+00:00",
-                extra_metrics: dict[str, dict[str, Any]] | None = None, headline: list[str] | None = None) -> Path:
+                extra_metrics: dict[str, dict[str, Any]] | None = None, headline: list[str] | None = None,
+                metadata: dict[str, Any] | None = None, parameters: int | None = None) -> Path:
     """Write one result folder; metrics are the means of the per-sample values (with standard errors)."""
     args = dict(args or {})
     protocol = dict(UCF_PROTOCOL if protocol is None else protocol)
@@ -45,8 +46,8 @@ def fake_result(root: Path, model: str, samples: dict[str, dict[str, float]], *,
                  "data": {"dataset": "ucf101", "root": "/nowhere", "mini": mini, "manifest_sha": "x",
                           "n_listed": len(samples), "n_selected": len(samples), "n_evaluated": len(samples),
                           "limit": limit, "limited": limit is not None, "rejected": {"n": 0, "items": []}}},
-        "model": {"id": model, "adapter": "tests:Fake", "args": args, "weights": {}, "parameters": None,
-                  "metadata": {}},
+        "model": {"id": model, "adapter": "tests:Fake", "args": args, "weights": {}, "parameters": parameters,
+                  "metadata": dict(metadata or {})},
         "seed": seed, "env": {}, "metrics": metrics, "timing": {}, "failures": {"n": 0, "items": []},
         "config_hash": config_hash,
     }

@@ -139,6 +139,15 @@ def cmd_report(args) -> int:
     from harness.report.index import load_results
     from harness.report.schema import load_schema
 
+    if args.rd:
+        from harness.report.rd import write_rd
+
+        for task in args.rd:
+            written = write_rd(args.results, task, include_limited=args.include_limited)
+            print(written[0].read_text())
+            for p in written:
+                print(f"written: {p}")
+        return 0
     if args.ablation:
         schema = load_schema(args.board)
         tables, skipped = ablation_tables([Path(p) for p in args.ablation], load_results(args.results),
@@ -210,6 +219,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-sweeps", action="store_true")
     p.add_argument("--ablation", action="append", metavar="SWEEP.yaml",
                    help="only write (and print) the ablation tables of these sweep files")
+    p.add_argument("--rd", action="append", metavar="TASK",
+                   help="only write (and print) the rate–distortion table and plot of this reconstruction task: "
+                        "<results>/rd-TASK.{md,csv,png,svg}")
     p.add_argument("--include-limited", action="store_true",
                    help="treat --limit results as usable (for testing; the page says nothing else about it)")
     p.set_defaults(handler=cmd_report)

@@ -1,15 +1,24 @@
 """Classical codecs through PyAV, rate-matched to a target bits per pixel: the compression anchor of the field.
 
-Each clip is encoded as one elementary stream (no container, so only the codec's own bytes are counted; parameter
-sets travel in-band and are counted too; informational SEI messages, which x264 fills with its option string, are
-dropped). The rate is matched by searching the codec's constant-quality scale (CRF)
-for the best quality whose stream fits the bit budget; a clip that does not fit even at the coarsest setting is
-encoded there and its true (larger) size is reported. By default the budget is that of a 16-bit-per-token 4x8x8
-tokenizer on the same clip, e.g. 16 x 5x16x16 bits for 17x128x128.
+H.264 (libx264), HEVC (libx265) and AV1 (SVT-AV1, decoded with dav1d). Each clip is encoded as one elementary stream
+with one GOP (no container, so only the codec's own bytes are counted; parameter sets / sequence headers travel
+in-band and are counted too). Units that carry no picture information are dropped before counting: SEI messages of
+H.264/HEVC (x264 and x265 fill one with their version and option string) and AV1's temporal delimiters, metadata and
+padding OBUs; the stripped stream is what is decoded, so it provably suffices.
+
+The rate is matched by searching the codec's constant-quality scale (CRF: 0-51 for x264/x265, 1-63 for SVT-AV1) for
+the best quality whose stream fits the bit budget; a clip that does not fit even at the coarsest setting is encoded
+there and its true (larger) size is reported. By default the budget is that of a 16-bit-per-token 4x8x8 tokenizer on
+the same clip, e.g. 16 x 5x16x16 bits for 17x128x128 (`bpp=` or `match_bits`/`match_factors` change it).
+
+4:2:0 chroma needs even frame sizes, and encoders have a minimum size (x265: 64 pixels a side here, see HEVCAdapter;
+SVT-AV1: 4): smaller or odd frames are padded on the bottom/right by replicating the edge pixels, encoded, decoded
+and cropped back. The bits of the padded stream are charged to the original pixels.
 """
 from __future__ import annotations
 
 import math
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -46,6 +55,41 @@ def strip_sei(data: bytes, codec: str) -> bytes:
     return b"".join(out) if out else data
 
 
+def leb128(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position) of the unsigned LEB128 number at `pos` (AV1 OBU sizes)."""
+    value, shift = 0, 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated LEB128 number")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos
+
+
+AV1_DROPPED_OBUS = {2: "temporal delimiter", 5: "metadata", 15: "padding"}
+
+
+def strip_av1(data: bytes) -> bytes:
+    """Drop the OBUs of a low-overhead AV1 temporal unit that carry no picture information: temporal delimiters
+    (the packet already delimits the unit), metadata and padding. Every OBU must carry its size field."""
+    out, pos = [], 0
+    while pos < len(data):
+        header = data[pos]
+        obu_type, has_extension, has_size = (header >> 3) & 0xF, (header >> 2) & 1, (header >> 1) & 1
+        if not has_size:
+            raise ValueError("AV1 OBU without a size field; cannot split the temporal unit")
+        size, start = leb128(data, pos + 1 + has_extension)
+        end = start + size
+        if end > len(data):
+            raise ValueError("AV1 OBU runs past the end of its packet")
+        if obu_type not in AV1_DROPPED_OBUS:
+            out.append(data[pos:end])
+        pos = end
+    return b"".join(out)
+
+
 def tokenizer_bits(num_frames: int, height: int, width: int, code_bits: int = 16,
                    factors: tuple[int, int, int] = (4, 8, 8)) -> int:
     """Bits of a causal tokenizer's codes: (1 + ceil((T-1)/t)) * ceil(H/h) * ceil(W/w) tokens of `code_bits`."""
@@ -55,33 +99,55 @@ def tokenizer_bits(num_frames: int, height: int, width: int, code_bits: int = 16
 
 
 class CodecAdapter(ModelAdapter):
-    """Encode/decode with a PyAV encoder at a matched rate. Subclasses name the encoder, decoder and CRF range."""
+    """Encode/decode with a PyAV encoder at a matched rate. Subclasses name the encoder, decoders, CRF range, preset
+    default, minimum frame size, their options and how their stream is cleaned before counting."""
 
     capabilities = frozenset({RECONSTRUCT})
     encoder: str = ""
-    decoder: str = ""
+    decoders: tuple[str, ...] = ()  # the first one FFmpeg provides is used
     crf_range: tuple[int, int] = (0, 51)  # best quality, coarsest
-    extra_options: dict[str, str] = {}
-    annexb: bool = False  # an Annex-B stream (H.264, HEVC) whose SEI units are dropped before counting
+    default_preset: str = "medium"
+    min_size: int = 2  # smallest side the encoder accepts (4:2:0 also needs even sides)
 
     def __init__(self, device="cpu", bpp: float | None = None, match_bits: int = 16, match_factors: str = "4x8x8",
-                 preset: str = "medium", fps: float = 25.0, **args):
+                 preset: str | int | None = None, fps: float = 25.0, **args):
+        preset = str(self.default_preset if preset is None else preset)
         super().__init__(device, bpp=bpp, match_bits=match_bits, match_factors=match_factors, preset=preset,
                          fps=fps, **args)
         self.target_bpp = None if bpp is None else float(bpp)
         self.match_bits = int(match_bits)
         self.factors = tuple(int(v) for v in str(match_factors).lower().split("x"))
-        self.preset, self.fps = str(preset), float(fps)
+        self.preset, self.fps = preset, float(fps)
+        self.decoder = self._available_decoder()
+
+    def _available_decoder(self) -> str:
+        import av
+
+        for name in self.decoders:
+            if name in av.codecs_available:
+                return name
+        raise RuntimeError(f"no decoder for {self.encoder}: this PyAV/FFmpeg build has none of "
+                           f"{', '.join(self.decoders)}")
 
     def budget_bits(self, t: int, h: int, w: int) -> float:
         if self.target_bpp is not None:
             return self.target_bpp * t * h * w
         return float(tokenizer_bits(t, h, w, self.match_bits, self.factors))
 
-    # -- one clip --------------------------------------------------------------------------------------------
-    def _options(self, crf: int) -> dict[str, str]:
-        return {"crf": str(crf), "preset": self.preset, "threads": "1", **self.extra_options}
+    def coded_size(self, h: int, w: int) -> tuple[int, int]:
+        """The frame size given to the encoder: even, and at least `min_size`, by bottom/right edge padding."""
+        grow = lambda n: max(self.min_size, n + n % 2)  # noqa: E731
+        return grow(h), grow(w)
 
+    # -- per codec -------------------------------------------------------------------------------------------
+    def _options(self, crf: int) -> dict[str, str]:
+        return {"crf": str(crf), "preset": self.preset, "threads": "1"}
+
+    def _clean(self, packet: bytes) -> bytes:
+        """The packet without the units that are not counted (see the module docstring)."""
+        return packet
+
+    # -- one clip --------------------------------------------------------------------------------------------
     def _encode(self, frames: np.ndarray, crf: int) -> list[bytes]:
         import av
 
@@ -98,9 +164,7 @@ class CodecAdapter(ModelAdapter):
             frame.pts = int(round(i * 1000 / self.fps))
             packets += [bytes(p) for p in enc.encode(frame)]
         packets += [bytes(p) for p in enc.encode(None)]
-        if self.annexb:
-            packets = [strip_sei(p, self.decoder) for p in packets]
-        return packets
+        return [self._clean(p) for p in packets]
 
     def _decode(self, packets: list[bytes], shape: tuple[int, int, int]) -> np.ndarray:
         import av
@@ -115,10 +179,8 @@ class CodecAdapter(ModelAdapter):
             raise RuntimeError(f"{self.decoder} returned {frames.shape[:3]} frames, expected {shape}")
         return frames
 
-    def _rate_matched(self, frames: np.ndarray) -> tuple[list[bytes], int]:
+    def _rate_matched(self, frames: np.ndarray, budget: float) -> tuple[list[bytes], int]:
         """Smallest CRF (best quality) whose stream fits the budget, by bisection over the integer CRF scale."""
-        t, h, w, _ = frames.shape
-        budget = self.budget_bits(t, h, w)
         lo, hi = self.crf_range
         best = None
         while lo <= hi:
@@ -136,23 +198,74 @@ class CodecAdapter(ModelAdapter):
     def encode(self, video: torch.Tensor) -> Tokens:
         frames = to_uint8_frames(video.cpu()).numpy()  # (B, T, H, W, 3)
         b, t, h, w, _ = frames.shape
-        if h % 2 or w % 2:
-            raise ValueError(f"{self.encoder} with yuv420p needs even frame sizes, got {h}x{w}")
-        streams, crfs = zip(*(self._rate_matched(f) for f in frames))
+        ch, cw = self.coded_size(h, w)
+        if (ch, cw) != (h, w):
+            frames = np.pad(frames, ((0, 0), (0, 0), (0, ch - h), (0, cw - w), (0, 0)), mode="edge")
+        budget = self.budget_bits(t, h, w)  # the budget of the input's pixels, not the padded ones
+        streams, crfs = zip(*(self._rate_matched(f, budget) for f in frames))
         bits = torch.tensor([8.0 * sum(map(len, s)) for s in streams], dtype=torch.float64)
-        return Tokens((t, h, w), bits=bits, payload={"streams": list(streams), "crf": list(crfs)})
+        return Tokens((t, h, w), bits=bits, payload={"streams": list(streams), "crf": list(crfs),
+                                                     "coded_size": (ch, cw)})
 
     def decode(self, tokens: Tokens) -> torch.Tensor:
         t, h, w = tokens.video_shape
-        frames = np.stack([self._decode(s, (t, h, w)) for s in tokens.payload["streams"]])
-        x = torch.from_numpy(frames).float().div_(127.5).sub_(1)
+        ch, cw = tokens.payload.get("coded_size", (h, w))
+        frames = np.stack([self._decode(s, (t, ch, cw)) for s in tokens.payload["streams"]])[:, :, :h, :w]
+        x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(127.5).sub_(1)
         return x.permute(0, 4, 1, 2, 3).contiguous().to(self.device)
 
 
 class H264Adapter(CodecAdapter):
-    encoder, decoder = "libx264", "h264"
+    encoder, decoders = "libx264", ("h264",)
     crf_range = (0, 51)
-    annexb = True
     metadata = ModelMetadata("H.264 (libx264), rate-matched", family="codec", discrete=True,
                              source="FFmpeg libx264 via PyAV", license="GPL-2.0 (x264)",
                              notes="CRF searched per clip to fit the bit budget; one GOP per clip")
+
+    def _clean(self, packet: bytes) -> bytes:
+        return strip_sei(packet, "h264")
+
+
+class HEVCAdapter(CodecAdapter):
+    encoder, decoders = "libx265", ("hevc",)
+    crf_range = (0, 51)
+    # x265 rejects sides under 16 pixels, and (libx265 as shipped with PyAV 18) corrupts its heap after a few encodes
+    # of frames smaller than its 64-pixel CTU; such frames are padded to 64 like any other size fix
+    min_size = 64
+    metadata = ModelMetadata("HEVC (libx265), rate-matched", family="codec", discrete=True,
+                             source="FFmpeg libx265 via PyAV", license="GPL-2.0 (x265)",
+                             notes="CRF searched per clip to fit the bit budget; one GOP per clip; SEI dropped")
+
+    def _options(self, crf: int) -> dict[str, str]:
+        # single-threaded like x264 (pools=none, one frame thread): deterministic, and x265's log silenced
+        return {"crf": str(crf), "preset": self.preset,
+                "x265-params": "log-level=none:pools=none:frame-threads=1"}
+
+    def _clean(self, packet: bytes) -> bytes:
+        return strip_sei(packet, "hevc")
+
+
+class AV1Adapter(CodecAdapter):
+    encoder, decoders = "libsvtav1", ("libdav1d", "libaom-av1")
+    crf_range = (1, 63)  # SVT-AV1's CRF scale; 0 means "not set" in FFmpeg's libsvtav1 wrapper
+    default_preset = "8"  # SVT-AV1 presets run 0 (slowest, best) to 13
+    min_size = 4
+    metadata = ModelMetadata("AV1 (SVT-AV1), rate-matched", family="codec", discrete=True,
+                             source="FFmpeg libsvtav1 via PyAV, decoded with dav1d",
+                             license="BSD-3-Clause-Clear + AOMedia Patent License 1.0 (SVT-AV1); BSD-2-Clause (dav1d)",
+                             notes="CRF searched per clip to fit the bit budget; one GOP per clip; temporal "
+                                   "delimiters dropped")
+
+    def __init__(self, device="cpu", **args):
+        import av
+
+        if self.encoder not in av.codecs_available:
+            raise RuntimeError("the av1 adapter needs the libsvtav1 encoder, which this PyAV/FFmpeg build lacks")
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner unless told to log errors only
+        super().__init__(device, **args)
+
+    def _options(self, crf: int) -> dict[str, str]:
+        return {"crf": str(crf), "preset": self.preset, "svtav1-params": "lp=1"}
+
+    def _clean(self, packet: bytes) -> bytes:
+        return strip_av1(packet)
