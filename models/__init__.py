@@ -4,4 +4,6 @@ MODELS = {
     "identity": "models.baselines.identity:IdentityAdapter",
     "downsample": "models.baselines.downsample:DownsampleAdapter",
     "h264": "models.baselines.codec:H264Adapter",
+    "pyratok": "models.pyratok.adapter:PyraTokAdapter",
+    "pyratok-release": "models.pyratok.release:ReleaseAdapter",
 }
