@@ -11,6 +11,7 @@ SMALL = {"base_dim": 8, "levels": 2, "steps": 2, "batch_size": 2, "crop": 32, "c
          "save_every": 1, "align_negatives": 4, "ar_window": 32, "threads": 0}
 
 
+@pytest.mark.slow
 def test_train_resume_export_and_load(tmp_path):
     from models.pyratok.adapter import PyraTokAdapter
     from models.pyratok.config import PyraTokConfig

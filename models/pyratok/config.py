@@ -19,6 +19,7 @@ class PyraTokConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     vae: str | None = None
     init: str = "random"  # "random" | "downsample" (models/tokenizer/structured_init.py; ignored with `vae`)
+    freeze: Any = None  # parameter-name prefixes kept frozen in training (the paper freezes the pretrained encoder)
     # LaPQ
     levels: int = 4
     codebook_bits: int = 16
@@ -48,7 +49,7 @@ class PyraTokConfig:
     w_hier: float = 1.0
     w_text_align: float = 1.0
     w_text_codebook: float = 1.0
-    align_warmup: int = 0  # steps over which the alignment weights ramp up from 0 (reconstruction forms first)
+    aux_warmup: int = 0  # steps over which the hierarchical, alignment and AR weights ramp up from 0
     # soft assignments for the KL terms (per-bit logits 2 z / kl_temperature); alignment formulation
     kl_temperature: float = 1.0
     align_mode: str = "contrastive"  # "contrastive" (strengthened, default) | "paper" (literal per-token KL)
@@ -124,8 +125,8 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # (model overrides, train overrides)
     "tiny": ({"backbone": asdict(TINY_BACKBONE), "lapq_dim": 32, "lapq_heads": 2, "text_dim": 128,
               "text_hidden": 256, "ar_dim": 64, "ar_layers": 2, "ar_heads": 2, "ar_window": 128,
-              "align_warmup": 300, "mask_prob": 0.1, "init": "downsample", "w_text_align": 0.5},
-             {"crop": [32, 48, 64], "warmup": 20, "steps": 1500, "lr": 2e-4}),
+              "aux_warmup": 600, "mask_prob": 0.1, "init": "downsample", "w_text_align": 0.5},
+             {"crop": [32, 48, 64], "warmup": 50, "steps": 1500, "lr": 1e-4}),
     # the paper's configuration on the release backbone (Wan 2.1 VAE, 4 levels, 16-bit shared codebook)
     "paper": ({"lapq_dim": 256, "lapq_heads": 8, "text_dim": 256, "text_hidden": 1024, "ar_dim": 512,
                "ar_layers": 6, "ar_heads": 8, "ar_window": 1024},
@@ -157,5 +158,13 @@ def get_config(name: str, model_overrides: dict[str, Any] | None = None,
         if k in train_fields:
             to[k] = mo.pop(k)
     if mo:
-        cfg = cfg.replace(**mo)
-    return cfg, dataclasses.replace(TrainConfig(**train_d), **to)
+        cfg = cfg.replace(**{k: _coerce(getattr(cfg, k, None), v) for k, v in mo.items()})
+    base_train = TrainConfig(**train_d)
+    return cfg, dataclasses.replace(base_train, **{k: _coerce(getattr(base_train, k), v) for k, v in to.items()})
+
+
+def _coerce(default: Any, value: Any) -> Any:
+    """YAML reads "3e-4" as a string (YAML 1.1 wants "3.0e-4"): give numeric fields numbers."""
+    if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+        return type(default)(float(value)) if isinstance(default, float) else int(float(value))
+    return value

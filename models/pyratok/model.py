@@ -117,12 +117,13 @@ class PyraTokModel(TokenizerModel):
             terms["drift"] = drift_kl(feats[DRIFT_TAP], ref, cfg.drift_temperature)
         else:
             terms["drift"] = zero
-        ramp = min(1.0, self.train_step / cfg.align_warmup) if cfg.align_warmup else 1.0
+        # curriculum: the terms that reshape the codes (hierarchy, alignment, AR) ramp in while reconstruction forms
+        ramp = min(1.0, self.train_step / cfg.aux_warmup) if cfg.aux_warmup else 1.0
         recon_total = cfg.w_l1 * terms["l1"] + cfg.w_ssim * terms["ssim"] + cfg.w_lpips * terms.get("lpips", zero)
         codebook = (cfg.w_commit * terms["commitment"] + cfg.w_entropy * terms["entropy"]
-                    + cfg.w_hier * terms["hierarchical"]
-                    + ramp * (cfg.w_text_align * terms["text_align"] + cfg.w_text_codebook * terms["text_codebook"]))
-        terms["total"] = (cfg.w_recon * recon_total + cfg.w_codebook * codebook + cfg.w_ar * terms["ar"]
+                    + ramp * (cfg.w_hier * terms["hierarchical"] + cfg.w_text_align * terms["text_align"]
+                              + cfg.w_text_codebook * terms["text_codebook"]))
+        terms["total"] = (cfg.w_recon * recon_total + cfg.w_codebook * codebook + ramp * cfg.w_ar * terms["ar"]
                           + cfg.w_drift * terms["drift"])
         terms["_recon"] = recon.detach()
         terms["masked"] = torch.tensor(float(masked))

@@ -72,6 +72,19 @@ def export_bundle(checkpoint_dir: str | Path, out_stem: str | Path, half: bool =
     return weights, stem.with_suffix(".json")
 
 
+def apply_freeze(model, prefixes) -> int:
+    """requires_grad=False on parameters whose names start with one of `prefixes`; returns how many values."""
+    if not prefixes:
+        return 0
+    prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+    n = 0
+    for name, p in model.named_parameters():
+        if any(name.startswith(x) for x in prefixes):
+            p.requires_grad_(False)
+            n += p.numel()
+    return n
+
+
 def structured_init(model, mixture: ClipMixture, tcfg: TrainConfig) -> float:
     """Start from the area-downsampling baseline (see models/tokenizer/structured_init.py); the bit read-out is fit
     on one calibration batch of 8 clips (17 frames, 64x64) from the training sources."""
@@ -123,6 +136,9 @@ def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = No
           f"{cfg.levels} levels x {cfg.codebook_bits} bits, align {cfg.align_levels} ({cfg.align_mode}); "
           f"LPIPS {'on' if model.lpips.available else 'off: ' + model.lpips.reason}; drift {model.drift_source()}",
           file=sys.stderr)
+    frozen = apply_freeze(model, cfg.freeze)
+    if frozen:
+        info["frozen_parameters"] = frozen
     mixture = build_data(data, tcfg, data_root, cache_root)
     fresh = not (resume and (out_dir / "config.json").exists())
     if fresh and cfg.init == "downsample" and not cfg.vae:

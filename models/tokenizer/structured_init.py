@@ -8,8 +8,10 @@ initialization sets the SAME architecture's weights so that, before any training
   * the encoder's stride-2 convs average 2x2 pixels, its temporal convs average frame pairs (frame 0 stays alone:
     the causal grouping of the 4x8x8 latent), so latent channels 0-2 hold the clip's RGB area means;
   * the decoder repeats each latent cell over its 4x8x8 block (nearest up-sampling in space and time);
-  * the RMS norms at both heads are made nearly linear by a large constant channel (channel 3), with small gains so
-    the following SiLU works in its linear range, and the output convs undo the scale.
+  * the RMS norms at both heads are made nearly linear by a large constant channel (channel 3), added by the bias of
+    the last residual conv before each head only (a constant flowing through every layer would make each zero
+    weight that reads it a bias with a huge effective learning rate), with gains small enough that the following
+    SiLU works in its linear range; the output convs undo the scale.
 The quantizer is initialized by `init_binary_readout`: thermometer bits (sign(c - t) for thresholds t per colour)
 and a least-squares linear read-out from bits to colours in the decoder's first conv. Training then moves every
 weight freely; nothing is frozen.
@@ -20,7 +22,8 @@ import torch
 import torch.nn as nn
 
 K = 10.0  # the constant channel's value
-GAIN = 0.05  # RMS-norm gain on colour channels, so SiLU(v) ~ v / 2
+ANCHOR_GAIN = 0.01  # gain of the constant channel after a norm: it normalizes, but barely feeds the next layer
+GAIN = 0.3  # RMS-norm gain on colour channels, so SiLU(v) ~ v / 2
 
 
 def _identity_conv(conv: nn.Module, scale: float = 1.0, time_tap: int | None = None) -> None:
@@ -79,13 +82,16 @@ def init_backbone_as_downsample(vae) -> None:
                             tc.weight[half + c, c, -1, 0, 0] = 1.0
     enc, dec = vae.encoder, vae.decoder
     _identity_conv(enc.conv_in)
-    with torch.no_grad():
-        enc.conv_in.bias[3] = K
+    with torch.no_grad():  # the constant channel, added just before each head norm
+        enc.mid_block.resnets[-1].conv2.bias[3] = K
+        last = [m for m in dec.up_blocks[-1].modules() if isinstance(m, WanResidualBlock)][-1]
+        last.conv2.bias[3] = K
     for norm in (enc.norm_out, dec.norm_out):
         assert isinstance(norm, WanRMS_norm)
         with torch.no_grad():
             norm.gamma.fill_(1.0)
             norm.gamma[:3] = GAIN
+            norm.gamma[3] = ANCHOR_GAIN  # else every weight reading it is a bias with a huge learning rate
     # after the head norm a colour channel is ~ scale * GAIN * c / K, then SiLU halves it
     for conv, dim in ((enc.conv_out, enc.norm_out.gamma.shape[0]), (dec.conv_out, dec.norm_out.gamma.shape[0])):
         gain = 1.0 / (0.5 * dim ** 0.5 * GAIN / K)
@@ -97,8 +103,6 @@ def init_backbone_as_downsample(vae) -> None:
     _identity_conv(vae.quant_conv)
     _identity_conv(vae.post_quant_conv)
     _identity_conv(dec.conv_in)
-    with torch.no_grad():
-        dec.conv_in.bias[3] = K
 
 
 THRESHOLDS = (-0.6, -0.3, 0.0, 0.3, 0.6)
@@ -110,6 +114,7 @@ def init_lapq_last_level(block, bits: int) -> None:
     with torch.no_grad():
         _identity_conv(block.lateral)
         block.lateral.bias[3], block.lateral.bias[4] = 4.0, -4.0
+        block.out_norm.weight[3:5] = ANCHOR_GAIN
         if block.prev is not None:
             block.prev.weight.zero_()
             block.prev.bias.zero_()
@@ -147,7 +152,6 @@ def init_binary_readout(model, calib: torch.Tensor) -> float:
     w = dec_in.weight
     w.zero_()
     dec_in.bias.zero_()
-    dec_in.bias[3] = K
     # post_quant_conv is the identity: decoder conv_in reads the bits directly at its current-frame centre tap
     assert torch.equal(conv.weight.flatten(1)[:, :conv.weight.shape[0]], torch.eye(conv.weight.shape[0]))
     for c in range(3):
