@@ -96,12 +96,14 @@ class PyraTokAdapter(ModelAdapter):
 
     # -- identity ------------------------------------------------------------------------------------------------
     def weight_hashes(self) -> dict[str, str]:
+        """The checkpoint, a pretrained VAE if given, and the text encoder's weights (embed_text depends on them)."""
+        from models.pyratok.text import resolve_text_encoder
+
         out = {role: sha256_file(p) for role, p in self._files.items()}
-        enc = self.model._text_encoder
-        if enc is not None:
-            for f in sorted(enc.path.glob("*.safetensors")):
-                out[f"text_encoder/{f.name}"] = sha256_file(f)
-        return out
+        if "_text_hashes" not in self.__dict__:
+            path = resolve_text_encoder(self.model.cfg.text_encoder)
+            self._text_hashes = {f"text_encoder/{f.name}": sha256_file(f) for f in sorted(path.glob("*.safetensors"))}
+        return {**out, **self._text_hashes}
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _use_tiling(self, h: int, w: int) -> bool:

@@ -26,20 +26,23 @@ from models.tokenizer.train import LoopConfig, run_training
 def build_data(data: str, tcfg: TrainConfig, data_root: str | None, cache_root: str | None) -> ClipMixture:
     """`data` names video sources ("ucf101", "scenes" or "ucf101,scenes"); captioned scenes are mixed in at
     tcfg.scene_fraction unless they are named explicitly."""
+    import os
+
     names = [n.strip() for n in data.split(",") if n.strip()]
     sources, fractions = {}, {}
+    seed = tcfg.seed + 1000 * int(os.environ.get("RANK", 0))  # every DDP rank draws its own clips
     for n in names:
-        kwargs = {"seed": tcfg.seed} if n == "scenes" else {"data_root": data_root, "cache_root": cache_root}
+        kwargs = {"seed": seed} if n == "scenes" else {"data_root": data_root, "cache_root": cache_root}
         sources[n] = build_source(n, **kwargs)
     video_names = [n for n in names if n != "scenes"]
     if "scenes" not in names and tcfg.scene_fraction > 0:
-        sources["scenes"] = build_source("scenes", seed=tcfg.seed)
+        sources["scenes"] = build_source("scenes", seed=seed)
     scene_share = tcfg.scene_fraction if video_names else 1.0
     for n in video_names:
         fractions[n] = (1 - scene_share) / len(video_names)
     if "scenes" in sources:
         fractions["scenes"] = scene_share
-    return ClipMixture(sources, fractions, seed=tcfg.seed)
+    return ClipMixture(sources, fractions, seed=seed)
 
 
 def loop_config(cfg: PyraTokConfig, tcfg: TrainConfig, time_limit_s: float = 0.0) -> LoopConfig:
