@@ -74,44 +74,61 @@ def run_probe(adapter, scenes: int = 48, seed: int = 0, batch: int = 4) -> dict:
     levels = adapter.model.cfg.levels
     rng = np.random.default_rng(seed)
     result: dict = {"scenes": scenes, "motion_scenes": len(motion_data), "levels": {}}
-    for lv in range(levels):
-        acc: dict[str, dict[str, list[float]]] = {}
+    acc: dict[int, dict[str, dict[str, list[float]]]] = {lv: {} for lv in range(levels)}
 
-        def add(name, pool, ok):
-            acc.setdefault(pool, {}).setdefault(name, []).extend(ok)
+    def add(lv, name, pool, ok):
+        acc[lv].setdefault(pool, {}).setdefault(name, []).extend(ok)
 
-        for i in range(0, len(data), batch):
-            part = data[i:i + batch]
-            video = to_model_input(torch.stack([c for c, _ in part]))
-            feats = adapter.features(video, lv).float()
+    def all_levels(part):
+        """Features of every level from ONE encode (features() would re-encode the pyramid per level)."""
+        video = to_model_input(torch.stack([c for c, _ in part]))
+        return [adapter.features(video, lv).float() for lv in range(levels)] if levels == 1 else \
+            _level_features(adapter, video)
+
+    for i in range(0, len(data), batch):
+        part = data[i:i + batch]
+        for lv, feats in enumerate(all_levels(part)):
             for pool, s in _scores(feats, emb["objects"]).items():
                 for b, (_, o) in enumerate(part):
                     true = objects.index(f"a {o.color} {o.shape}")
                     other_c = [c for c in colors if c != o.color][int(rng.integers(7))]
                     other_s = [x for x in shapes if x != o.shape][int(rng.integers(3))]
                     other = objects.index(f"a {other_c} {other_s}")
-                    add("object_pair", pool, [float(s[b, true] > s[b, other])])
-                    add("object_32way", pool, [float(int(s[b].argmax()) == true)])
+                    add(lv, "object_pair", pool, [float(s[b, true] > s[b, other])])
+                    add(lv, "object_32way", pool, [float(int(s[b].argmax()) == true)])
             for pool, s in _scores(feats, emb["colors"]).items():
-                add("colour_8way", pool, [float(int(s[b].argmax()) == colors.index(o.color))
-                                          for b, (_, o) in enumerate(part)])
+                add(lv, "colour_8way", pool, [float(int(s[b].argmax()) == colors.index(o.color))
+                                              for b, (_, o) in enumerate(part)])
             for pool, s in _scores(feats, emb["shapes"]).items():
-                add("shape_4way", pool, [float(int(s[b].argmax()) == shapes.index(o.shape))
-                                         for b, (_, o) in enumerate(part)])
+                add(lv, "shape_4way", pool, [float(int(s[b].argmax()) == shapes.index(o.shape))
+                                             for b, (_, o) in enumerate(part)])
             for pool, s in _scores(feats, emb["motions"]).items():
-                add("motion_10way", pool, [float(int(s[b].argmax()) == list(MOTIONS).index(o.motion))
-                                           for b, (_, o) in enumerate(part)])
-        for i in range(0, len(motion_data), batch):
-            part = motion_data[i:i + batch]
-            feats = adapter.features(to_model_input(torch.stack([c for c, _ in part])), lv).float()
+                add(lv, "motion_10way", pool, [float(int(s[b].argmax()) == list(MOTIONS).index(o.motion))
+                                               for b, (_, o) in enumerate(part)])
+    for i in range(0, len(motion_data), batch):
+        part = motion_data[i:i + batch]
+        for lv, feats in enumerate(all_levels(part)):
             for pool, s in _scores(feats, emb["pair"]).items():
-                add("motion_pair", pool, [float(int(s[b].argmax()) == pair_q.index(o.motion))
-                                          for b, (_, o) in enumerate(part)])
+                add(lv, "motion_pair", pool, [float(int(s[b].argmax()) == pair_q.index(o.motion))
+                                              for b, (_, o) in enumerate(part)])
+    for lv in range(levels):
         result["levels"][f"l{lv + 1}"] = {pool: {k: round(float(np.mean(v)), 4) for k, v in d.items()}
-                                          for pool, d in acc.items()}
+                                          for pool, d in acc[lv].items()}
     result["chance"] = {"object_pair": 0.5, "object_32way": 1 / 32, "colour_8way": 1 / 8, "shape_4way": 0.25,
                         "motion_pair": 0.5, "motion_10way": 0.1}
     return result
+
+
+def _level_features(adapter, video: torch.Tensor) -> list[torch.Tensor]:
+    """(B, t, h, w, k) pre-sign values of every level, cropped like `features`."""
+    _, zs, _ = adapter._quantize(video)
+    out = []
+    for i, z in enumerate(zs):
+        st, sh, sw = adapter.feature_stride(i)
+        t, h, w = video.shape[2:]
+        keep = (1 + (t - 1 + st - 1) // st if st > 1 else t, -(-h // sh), -(-w // sw))
+        out.append(z[:, :, :keep[0], :keep[1], :keep[2]].permute(0, 2, 3, 4, 1).float())
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
