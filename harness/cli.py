@@ -1,4 +1,5 @@
-"""`python -m harness <command>`: list, run, generate, make-mini, check-data, score, sweep, scale, missing, report.
+"""`python -m harness <command>`: list, run, train, generate, make-mini, check-data, score, sweep, scale, missing,
+report.
 
 Errors the user can act on (a missing split file, an unknown task name, a capability mismatch) are printed in one line
 with exit status 2; anything else is a bug and keeps its traceback.
@@ -157,6 +158,41 @@ def cmd_check_data(args) -> int:
     return 0 if report.ok else 1
 
 
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model that ships a trainer (e.g. pyratok)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--config", default="tiny", help="the model's named training configuration")
+    p.add_argument("--data", default="ucf101", help="training data source(s), comma-separated")
+    p.add_argument("--data-root", help="the data set's folder in its real layout (default: the mini split)")
+    p.add_argument("--out", help="checkpoint folder (default: runs/<model>-<config>)")
+    p.add_argument("--model-arg", action="append", default=[], metavar="K=V",
+                   help="model or training argument overriding the configuration (repeatable)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--cache", help="cache folder (mini splits; default: $PYRATOK_BENCH_CACHE)")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
+    p.add_argument("--time-limit-min", type=float, default=0.0, help="stop (and save) after this many minutes")
+    p.add_argument("--export", help="also write the final weights as <EXPORT>.safetensors + <EXPORT>.json")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_train(args) -> int:
+    """Dispatch to the model's own trainer: the registered class names it in its `trainer` attribute (a callable or
+    a lazy "module:function" string), so the engine stays model-agnostic."""
+    from harness.registry import MODELS, load_object
+    from models.base import parse_model_args
+
+    cls = MODELS.get(args.model)
+    entry = getattr(cls, "trainer", None)
+    if entry is None:
+        raise HarnessError(f"model {args.model} has no trainer (its adapter class sets no `trainer`)")
+    trainer = load_object(entry) if isinstance(entry, str) else entry
+    return int(trainer(config=args.config, data=args.data, data_root=args.data_root, out=args.out,
+                       model_args=parse_model_args(args.model_arg), resume=not args.no_resume,
+                       progress=not args.no_progress, cache_root=args.cache, device=args.device,
+                       time_limit_min=args.time_limit_min, export=args.export) or 0)
+
+
+
 def _add_score(sub) -> None:
     from harness.score import SCORERS
 
@@ -185,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered tasks, models and data sets")
     _add_run(sub)
+    _add_train(sub)
     _add_generate(sub)
     p = sub.add_parser("make-mini", help="write a data set's mini split in its real layout")
     p.add_argument("--dataset", required=True)
@@ -202,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "generate": cmd_generate, "make-mini": cmd_make_mini,
+COMMANDS = {"list": cmd_list, "run": cmd_run, "train": cmd_train, "generate": cmd_generate, "make-mini": cmd_make_mini,
             "check-data": cmd_check_data, "score": cmd_score}
 
 

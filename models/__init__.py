@@ -4,6 +4,8 @@ MODELS = {
     "identity": "models.baselines.identity:IdentityAdapter",
     "downsample": "models.baselines.downsample:DownsampleAdapter",
     "h264": "models.baselines.codec:H264Adapter",
+    "pyratok": "models.pyratok.adapter:PyraTokAdapter",
+    "pyratok-release": "models.pyratok.release:ReleaseAdapter",
     "hevc": "models.baselines.codec:HEVCAdapter",
     "av1": "models.baselines.codec:AV1Adapter",
     "cogvideox-vae": "models.baselines.vae:CogVideoXVAE",

@@ -1,0 +1,174 @@
+"""PyraTok's configuration: model, loss weights and training, with the named configurations (`tiny`, `paper`, and
+the ablation variants) that `python -m harness train --config NAME` accepts.
+
+Every field can be overridden with `--model-arg key=value`; the ablation knobs are `levels`, `codebook_bits`,
+`align_levels`, `residual_stages` and `text_encoder`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from models.tokenizer.backbone import BackboneConfig
+
+
+@dataclass
+class PyraTokConfig:
+    # backbone (the Wan-2.1-architecture causal VAE); `vae` = a local diffusers folder with pretrained weights
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    vae: str | None = None
+    init: str = "random"  # "random" | "downsample" (models/tokenizer/structured_init.py; ignored with `vae`)
+    freeze: Any = None  # parameter-name prefixes kept frozen in training (the paper freezes the pretrained encoder)
+    # LaPQ
+    levels: int = 4
+    codebook_bits: int = 16
+    residual_stages: int = 1
+    lapq_dim: int = 64
+    lapq_heads: int = 4
+    text_scale: float = 0.7  # the release's lapq_text_condition_scale (its code forces 0; here it is used)
+    align_levels: Any = "all"  # "none" | "last" | "all" | [1-based levels]
+    inv_temperature: float = 100.0
+    # text
+    text_encoder: str = "minilm"
+    text_width: int | None = None  # the encoder's hidden size (filled in when the model is built)
+    text_layer: int = -1  # hidden_states index (the release reads Qwen3's hidden_states[-4])
+    text_max_tokens: int = 32
+    text_dim: int = 256
+    text_hidden: int = 512
+    # loss weights (paper Appendix D) and the unit weights inside each group
+    w_recon: float = 2.5
+    w_codebook: float = 2.5
+    w_ar: float = 1.5
+    w_drift: float = 0.6
+    w_l1: float = 1.0
+    w_ssim: float = 1.0
+    w_lpips: float = 1.0
+    w_commit: float = 1.0
+    w_entropy: float = 1.0
+    w_hier: float = 1.0
+    w_text_align: float = 1.0
+    w_text_codebook: float = 1.0
+    aux_warmup: int = 0  # steps over which the hierarchical, alignment and AR weights ramp up from 0
+    # soft assignments for the KL terms (per-bit logits 2 z / kl_temperature); alignment formulation
+    kl_temperature: float = 1.0
+    align_mode: str = "contrastive"  # "contrastive" (strengthened, default) | "paper" (literal per-token KL)
+    align_temperature: float = 0.1
+    align_negatives: int = 32  # extra captions (text only) each clip is contrasted against
+    # autoregressive prior
+    ar_dim: int = 128
+    ar_layers: int = 2
+    ar_heads: int = 4
+    ar_window: int = 256  # at most this many tokens per level in one training sequence
+    # drift: KL to a frozen reference encoder ("auto": a frozen copy of the pretrained encoder when `vae` is given)
+    drift_reference: str = "auto"
+    drift_temperature: float = 1.0
+    # training-time masking (paper: 30% of frames, MAE-style cosine-scheduled spatial masking)
+    mask_prob: float = 0.5
+    mask_frames: float = 0.3
+    mask_spatial_max: float = 0.5
+    mask_patch: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PyraTokConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known - {f.name for f in dataclasses.fields(BackboneConfig)}
+        if unknown:
+            raise ValueError(f"unknown PyraTok config keys: {sorted(unknown)}")
+        bb = dict(d.pop("backbone", None) or {})
+        for f in dataclasses.fields(BackboneConfig):  # backbone fields may be given flat (--model-arg base_dim=32)
+            if f.name in d:
+                bb[f.name] = d.pop(f.name)
+        return cls(backbone=BackboneConfig(**bb), **d)
+
+    def replace(self, **overrides: Any) -> "PyraTokConfig":
+        d = self.to_dict()
+        for k, v in overrides.items():
+            if k in d["backbone"]:
+                d["backbone"][k] = v
+            else:
+                d[k] = v
+        return PyraTokConfig.from_dict(d)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 4
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    clip_frames: int = 9
+    crop: Any = 64  # an int, or a list to draw from per step
+    resize: int = 128  # short side before cropping: the scale of the ucf101-recon protocol
+    scene_fraction: float = 0.5  # share of each batch rendered on the fly with captions (tasks/mini/scenes.py)
+    caption_dropout: float = 0.2  # captioned clips sometimes trained without text, so text-free encoding works
+    ar_every: int = 1
+    log_every: int = 10
+    save_every: int = 100
+    seed: int = 0
+    threads: int = 0  # torch threads (0: leave torch's default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+TINY_BACKBONE = BackboneConfig(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1)
+
+CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # (model overrides, train overrides)
+    # the recipe of the bundled checkpoint (models/pyratok/weights/pyratok-tiny.*; docs/pyratok.md "Training record"):
+    # structured area-downsample start, the encoder side of the reconstruction path kept frozen (the paper freezes its
+    # pretrained encoder), entropy weight 0.1 (Open-MAGVIT2 / BSQ) instead of the unit weight
+    "tiny": ({"backbone": asdict(TINY_BACKBONE), "lapq_dim": 32, "lapq_heads": 2, "text_dim": 128,
+              "text_hidden": 256, "ar_dim": 64, "ar_layers": 2, "ar_heads": 2, "ar_window": 128,
+              "aux_warmup": 600, "mask_prob": 0.1, "init": "downsample", "w_text_align": 0.5, "w_entropy": 0.1,
+              "freeze": ["backbone.vae.encoder", "backbone.vae.quant_conv", "quantizer.blocks.3"]},
+             {"crop": [32, 48, 64], "warmup": 50, "steps": 1000, "lr": 3e-4, "save_every": 50, "threads": 1}),
+    # the paper's configuration on the release backbone (Wan 2.1 VAE, 4 levels, 16-bit shared codebook)
+    "paper": ({"lapq_dim": 256, "lapq_heads": 8, "text_dim": 256, "text_hidden": 1024, "ar_dim": 512,
+               "ar_layers": 6, "ar_heads": 8, "ar_window": 1024},
+              {"lr": 1e-5, "batch_size": 4, "clip_frames": 17, "crop": 256, "resize": 256, "steps": 30000}),
+}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    **{f"levels{n}": {"levels": n} for n in (1, 2, 3, 4)},
+    **{f"bits{k}": {"codebook_bits": k} for k in (10, 14, 18)},
+    **{f"align-{a}": {"align_levels": a} for a in ("none", "last", "all")},
+    "residual2": {"residual_stages": 2},
+}
+
+
+def config_names() -> list[str]:
+    return sorted(list(CONFIGS) + [f"{base}-{ab}" for base in CONFIGS for ab in ABLATIONS])
+
+
+def get_config(name: str, model_overrides: dict[str, Any] | None = None,
+               train_overrides: dict[str, Any] | None = None) -> tuple[PyraTokConfig, TrainConfig]:
+    """A named configuration ("tiny", "paper", "tiny-levels2", "paper-bits18", ...) with overrides applied."""
+    base, _, ablation = name.partition("-")
+    if base not in CONFIGS or (ablation and ablation not in ABLATIONS):
+        raise ValueError(f"unknown PyraTok config {name!r}; known: {', '.join(config_names())}")
+    model_d, train_d = CONFIGS[base]
+    cfg = PyraTokConfig.from_dict(model_d).replace(**ABLATIONS.get(ablation, {}))
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    mo, to = dict(model_overrides or {}), dict(train_overrides or {})
+    for k in list(mo):
+        if k in train_fields:
+            to[k] = mo.pop(k)
+    if mo:
+        cfg = cfg.replace(**{k: _coerce(getattr(cfg, k, None), v) for k, v in mo.items()})
+    base_train = TrainConfig(**train_d)
+    return cfg, dataclasses.replace(base_train, **{k: _coerce(getattr(base_train, k), v) for k, v in to.items()})
+
+
+def _coerce(default: Any, value: Any) -> Any:
+    """YAML reads "3e-4" as a string (YAML 1.1 wants "3.0e-4"): give numeric fields numbers."""
+    if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+        return type(default)(float(value)) if isinstance(default, float) else int(float(value))
+    return value

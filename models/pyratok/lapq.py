@@ -1,0 +1,124 @@
+"""LaPQ: the language-aligned pyramidal quantizer (paper §3.2, Eq. 1): q(l) = Q_l(q(l-1), F(l), e_t).
+
+Each level l reads encoder features F(l) at its own depth through a lateral 1x1x1 Conv3D, adds the previous level's
+quantized code resampled to its grid (causal average pooling) and projected, normalizes (LayerNorm), lets every
+visual token attend to the projected text tokens (multi-head cross-attention, residual with a fixed scale, as in the
+release's LaPQuantizer3D but switched on), and projects to k bits. The bits are sign-quantized with a straight-through
+estimator onto ONE binary codebook {-1,+1}^k shared by all levels (so a code means the same thing at every depth and
+the text projection `text_to_code` serves every level), optionally with residual sub-stages scaled by 2^-i.
+Per level and stage: commitment MSE(z, sg(q)) and the per-bit factorized entropy regularizer (inverse temperature
+100), both as in LaPQ.py (here averaged over levels and stages, the entropy per bit). The decoder reads the last
+level only.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from models.tokenizer.binary import factorized_entropy_loss, residual_sign_quantize
+from models.tokenizer.quantizer import QuantizedLevel, Quantizer, QuantizerOutput, TextContext, causal_pool
+
+DEFAULT_TAPS = ("stage0", "stage1", "stage2", "latent")
+EXTRA_TAPS = ("stage3", "mid")
+
+
+def taps_for_levels(levels: int) -> tuple[str, ...]:
+    """Which encoder depths the L levels read: the deepest L of (stage0, stage1, stage2, latent) for L <= 4 (the
+    inferred tap table of the research note); L = 5 and 6 add stage3 and the mid block."""
+    if levels < 1 or levels > 6:
+        raise ValueError(f"levels must be 1..6, got {levels}")
+    if levels <= 4:
+        return DEFAULT_TAPS[4 - levels:]
+    return ("stage0", "stage1", "stage2", *EXTRA_TAPS[:levels - 4], "latent")
+
+
+def parse_align_levels(spec, levels: int) -> tuple[int, ...]:
+    """"none" | "last" | "all" | a list of 1-based level numbers -> 0-based level indices that see the text."""
+    if spec is None or spec == "none" or spec == []:
+        return ()
+    if spec == "all":
+        return tuple(range(levels))
+    if spec == "last":
+        return (levels - 1,)
+    if isinstance(spec, str):
+        spec = [int(s) for s in spec.replace("[", "").replace("]", "").split(",") if s.strip()]
+    out = sorted({int(i) - 1 for i in spec})
+    if any(i < 0 or i >= levels for i in out):
+        raise ValueError(f"align_levels {spec} out of range for {levels} levels (1-based)")
+    return tuple(out)
+
+
+class LaPQLevel(nn.Module):
+    def __init__(self, in_channels: int, dim: int, bits: int, text_dim: int, heads: int, has_prev: bool,
+                 attend_text: bool, text_scale: float):
+        super().__init__()
+        self.lateral = nn.Conv3d(in_channels, dim, 1)
+        self.prev = nn.Linear(bits, dim) if has_prev else None
+        self.norm = nn.LayerNorm(dim)
+        self.attend_text = attend_text
+        self.text_scale = float(text_scale)
+        if attend_text:
+            self.text_kv = nn.Linear(text_dim, dim)
+            self.text_norm = nn.LayerNorm(dim)
+            self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.out_norm = nn.LayerNorm(dim)
+        self.to_bits = nn.Linear(dim, bits)
+
+    def forward(self, feat: torch.Tensor, prev: torch.Tensor | None, text: TextContext | None) -> torch.Tensor:
+        b, _, t, h, w = feat.shape
+        x = self.lateral(feat).flatten(2).transpose(1, 2)  # (B, N, dim)
+        if self.prev is not None and prev is not None:
+            x = x + self.prev(causal_pool(prev, (t, h, w)).flatten(2).transpose(1, 2))
+        x = self.norm(x)
+        if self.attend_text and text is not None:
+            ctx = self.text_norm(self.text_kv(text.tokens))
+            attn, _ = self.attn(x, ctx, ctx, key_padding_mask=~text.mask, need_weights=False)
+            x = x + self.text_scale * attn
+        z = self.to_bits(self.out_norm(x))
+        return z.transpose(1, 2).reshape(b, -1, t, h, w)
+
+
+class LaPQ(Quantizer):
+    """The pyramid of L language-aligned binary quantizers (see the module docstring)."""
+
+    bit_order = "msb"
+
+    def __init__(self, tap_channels: dict[str, int], tap_strides: dict[str, tuple[int, int, int]], levels: int = 4,
+                 bits: int = 16, residual_stages: int = 1, dim: int = 64, heads: int = 4, text_dim: int = 256,
+                 align_levels="all", text_scale: float = 0.7, inv_temperature: float = 100.0):
+        super().__init__()
+        if not 1 <= bits <= 30:
+            raise ValueError(f"codebook_bits must be 1..30, got {bits}")
+        self.taps = taps_for_levels(levels)
+        self.bits = bits
+        self.residual_stages = int(residual_stages)
+        self.out_channels = bits
+        self.inv_temperature = inv_temperature
+        self.text_levels = parse_align_levels(align_levels, levels)
+        self.strides = [tuple(tap_strides[t]) for t in self.taps]
+        self.level_names = [f"l{i + 1}" for i in range(levels)]
+        self.blocks = nn.ModuleList(
+            LaPQLevel(tap_channels[tap], dim, bits, text_dim, heads, i > 0, i in self.text_levels, text_scale)
+            for i, tap in enumerate(self.taps))
+
+    def forward(self, features: list[torch.Tensor], text: TextContext | None = None) -> QuantizerOutput:
+        """Losses are averaged over levels (and residual stages), and the entropy is reported per bit (nats / bit,
+        in [0, 2 ln 2]), so their scale does not grow with the number of levels, stages or bits."""
+        levels: list[QuantizedLevel] = []
+        commit = features[0].new_zeros(())
+        entropy = features[0].new_zeros(())
+        prev = None
+        for i, (block, feat) in enumerate(zip(self.blocks, features)):
+            z = block(feat, prev, text)
+            value, codes, c = residual_sign_quantize(z, self.residual_stages)
+            commit = commit + c / self.residual_stages
+            if self.training:
+                residual = z
+                for q_i, code in enumerate(codes):  # entropy of each stage's input, as LaPQ.py does per stage
+                    entropy = entropy + factorized_entropy_loss(residual, self.inv_temperature) / (
+                        self.bits * self.residual_stages)
+                    residual = residual - code.detach() * (2.0 ** -q_i)
+            levels.append(QuantizedLevel(self.level_names[i], z, value, codes, self.strides[i], self.bit_order))
+            prev = value
+        n = len(self.blocks)
+        return QuantizerOutput(levels[-1].value, levels, {"commitment": commit / n, "entropy": entropy / n})

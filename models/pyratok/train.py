@@ -1,0 +1,157 @@
+"""`python -m harness train --model pyratok --config tiny --data ucf101`: PyraTok's trainer entry point.
+
+It turns a named configuration (models/pyratok/config.py) plus --model-arg overrides into a PyraTokModel, mixes the
+requested data set with captioned procedural scenes, and runs the shared loop (models/tokenizer/train.py). `--export`
+writes the final weights and config as a bundle (a .safetensors and a .json with the same stem), the format of
+models/pyratok/weights/.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.io import write_json
+from models.pyratok.config import PyraTokConfig, TrainConfig, get_config
+from models.tokenizer.checkpoint import read_checkpoint_info, save_weights
+from models.tokenizer.data import ClipMixture, build_source
+from models.tokenizer.train import LoopConfig, run_training
+
+
+def build_data(data: str, tcfg: TrainConfig, data_root: str | None, cache_root: str | None) -> ClipMixture:
+    """`data` names video sources ("ucf101", "scenes" or "ucf101,scenes"); captioned scenes are mixed in at
+    tcfg.scene_fraction unless they are named explicitly."""
+    import os
+
+    names = [n.strip() for n in data.split(",") if n.strip()]
+    sources, fractions = {}, {}
+    seed = tcfg.seed + 1000 * int(os.environ.get("RANK", 0))  # every DDP rank draws its own clips
+    for n in names:
+        kwargs = {"seed": seed} if n == "scenes" else {"data_root": data_root, "cache_root": cache_root}
+        sources[n] = build_source(n, **kwargs)
+    video_names = [n for n in names if n != "scenes"]
+    if "scenes" not in names and tcfg.scene_fraction > 0:
+        sources["scenes"] = build_source("scenes", seed=seed)
+    scene_share = tcfg.scene_fraction if video_names else 1.0
+    for n in video_names:
+        fractions[n] = (1 - scene_share) / len(video_names)
+    if "scenes" in sources:
+        fractions["scenes"] = scene_share
+    return ClipMixture(sources, fractions, seed=seed)
+
+
+def loop_config(cfg: PyraTokConfig, tcfg: TrainConfig, time_limit_s: float = 0.0) -> LoopConfig:
+    negatives = cfg.align_negatives if (cfg.align_mode == "contrastive" and cfg.align_levels != "none") else 0
+    return LoopConfig(steps=tcfg.steps, batch_size=tcfg.batch_size, lr=tcfg.lr, min_lr_ratio=tcfg.min_lr_ratio,
+                      warmup=tcfg.warmup, weight_decay=tcfg.weight_decay, grad_clip=tcfg.grad_clip,
+                      clip_frames=tcfg.clip_frames, crop=tcfg.crop, resize=tcfg.resize,
+                      caption_dropout=tcfg.caption_dropout, negatives=negatives, log_every=tcfg.log_every,
+                      save_every=tcfg.save_every, seed=tcfg.seed, threads=tcfg.threads, time_limit_s=time_limit_s)
+
+
+def export_bundle(checkpoint_dir: str | Path, out_stem: str | Path, half: bool = False) -> tuple[Path, Path]:
+    """checkpoint folder -> <stem>.safetensors + <stem>.json (config, training record), for models/pyratok/weights."""
+    from models.pyratok.model import PyraTokModel
+    from models.tokenizer.checkpoint import load_weights
+
+    info = read_checkpoint_info(checkpoint_dir)
+    cfg = PyraTokConfig.from_dict(info["config"])
+    model = PyraTokModel(cfg)
+    load_weights(model, Path(checkpoint_dir) / "model.safetensors")
+    stem = Path(out_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights = stem.with_suffix(".safetensors")
+    save_weights(model, weights, metadata={"format": "pyratok-bench", "config": json.dumps(info["config"])},
+                 dtype=torch.float16 if half else None)
+    meta = {k: v for k, v in info.items() if k not in ("rng",)}
+    meta["weights"] = weights.name
+    meta["dtype"] = "float16" if half else "float32"
+    write_json(stem.with_suffix(".json"), meta)
+    return weights, stem.with_suffix(".json")
+
+
+def apply_freeze(model, prefixes) -> int:
+    """requires_grad=False on parameters whose names start with one of `prefixes`; returns how many values."""
+    if not prefixes:
+        return 0
+    prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+    n = 0
+    for name, p in model.named_parameters():
+        if any(name.startswith(x) for x in prefixes):
+            p.requires_grad_(False)
+            n += p.numel()
+    return n
+
+
+def structured_init(model, mixture: ClipMixture, tcfg: TrainConfig) -> float:
+    """Start from the area-downsampling baseline (see models/tokenizer/structured_init.py); the bit read-out is fit
+    on one calibration batch of 8 clips (17 frames, 64x64) from the training sources."""
+    import numpy as np
+
+    from harness.video import to_model_input
+    from models.tokenizer.structured_init import init_backbone_as_downsample, init_binary_readout, \
+        init_lapq_last_level
+
+    init_backbone_as_downsample(model.backbone.vae)
+    init_lapq_last_level(model.quantizer.blocks[-1], model.cfg.codebook_bits)
+    rng = np.random.default_rng([tcfg.seed, 99])
+    clips = []
+    for name, n in mixture.counts(8).items():
+        clips += [mixture.sources[name].sample(rng, 17, 64, tcfg.resize) for _ in range(n)]
+    calib = to_model_input(torch.stack([c.frames for c in clips]))
+    model.eval()
+    err = init_binary_readout(model, calib)
+    model.train()
+    return err
+
+
+def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = None, out: str | None = None,
+          model_args: dict[str, Any] | None = None, resume: bool = True, progress: bool = True,
+          cache_root: str | None = None, device: str = "cpu", time_limit_min: float = 0.0,
+          export: str | None = None, **_: Any) -> int:
+    cfg, tcfg = get_config(config, model_args)
+    from models.pyratok.model import PyraTokModel
+
+    out_dir = Path(out or f"runs/pyratok-{config}")
+    torch.manual_seed(tcfg.seed)
+    model = PyraTokModel(cfg)
+    if model.lpips is None:
+        from models.tokenizer.recon_loss import LPIPSLoss
+
+        model.lpips = LPIPSLoss()
+    info = {"model": "pyratok", "config_name": config, "config": model.cfg.to_dict(), "train": tcfg.to_dict(),
+            "data": data, "data_root": data_root, "command": " ".join(sys.argv),
+            "lpips": {"used": model.lpips.available, "reason": model.lpips.reason},
+            "drift_reference": model.drift_source(), "torch": torch.__version__, "machine": platform.machine(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if out_dir.exists() and (out_dir / "config.json").exists() and resume:
+        prev = read_checkpoint_info(out_dir)
+        if prev.get("config") != info["config"]:
+            raise ValueError(f"{out_dir} holds a checkpoint of a different configuration; use another --out or "
+                             "--no-resume")
+        info["started"] = prev.get("started", info["started"])
+    print(f"[train] pyratok {config}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+          f"{cfg.levels} levels x {cfg.codebook_bits} bits, align {cfg.align_levels} ({cfg.align_mode}); "
+          f"LPIPS {'on' if model.lpips.available else 'off: ' + model.lpips.reason}; drift {model.drift_source()}",
+          file=sys.stderr)
+    frozen = apply_freeze(model, cfg.freeze)
+    if frozen:
+        info["frozen_parameters"] = frozen
+    mixture = build_data(data, tcfg, data_root, cache_root)
+    fresh = not (resume and (out_dir / "config.json").exists())
+    if fresh and cfg.init == "downsample" and not cfg.vae:
+        err = structured_init(model, mixture, tcfg)
+        info["init"] = {"kind": "downsample", "readout_rms": err}
+        print(f"[train] structured init (area-downsample start), bit read-out RMS {err:.4f}", file=sys.stderr)
+    summary = run_training(model, info, loop_config(cfg, tcfg, time_limit_min * 60), mixture, out_dir, resume,
+                           progress, log=lambda m: print(m, file=sys.stderr), device=device)
+    print(f"[train] step {summary['step']} in {summary['elapsed_s']:.0f} s -> {out_dir}", file=sys.stderr)
+    if export:
+        w, j = export_bundle(out_dir, export)
+        print(f"[train] exported {w} and {j}", file=sys.stderr)
+    return 0

@@ -1,0 +1,67 @@
+"""Checkpoints: weights as safetensors, the configuration as JSON beside them, and (for resuming) the optimizer and
+random states through torch.save / torch.load(weights_only=True). Loading never executes code from the files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import MissingDataError
+from harness.io import atomic_path, read_json, write_json
+
+FORMAT = 1
+
+
+def save_weights(module: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous().cpu()
+             for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata or {})
+
+
+def load_weights(module: torch.nn.Module, path: str | Path, strict: bool = True) -> tuple[list[str], list[str]]:
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise MissingDataError(f"weights file {path} not found")
+    state = load_file(str(path))
+    own = module.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
+    missing, unexpected = module.load_state_dict(state, strict=strict)
+    return list(missing), list(unexpected)
+
+
+def save_checkpoint(folder: str | Path, module: torch.nn.Module, info: dict[str, Any],
+                    optimizer: torch.optim.Optimizer | None = None, scheduler=None,
+                    rng_state: dict[str, Any] | None = None, tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """folder/model.safetensors, folder/config.json (info + format), and folder/trainer_state.pt when an optimizer
+    is given. The JSON is written last: a folder with a config.json is complete."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(module, folder / "model.safetensors")
+    if optimizer is not None:
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+                 "torch_rng": torch.get_rng_state(), **(tensors or {})}
+        with atomic_path(folder / "trainer_state.pt") as tmp:
+            torch.save(state, tmp)
+    write_json(folder / "config.json", {"format": FORMAT, **info, "rng": rng_state or {}})
+    return folder
+
+
+def load_trainer_state(folder: str | Path) -> dict[str, Any] | None:
+    path = Path(folder) / "trainer_state.pt"
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_checkpoint_info(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        raise MissingDataError(f"no checkpoint at {folder}: config.json is missing")
+    return read_json(path)

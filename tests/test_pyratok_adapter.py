@@ -1,0 +1,74 @@
+"""The bundled PyraTok checkpoint through the harness: `harness run --task ucf101-recon --model pyratok --limit`,
+bits per pixel of a 16-bit 4x8x8 tokenizer, weight hashes, tiled inference against untiled output, embed_text."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.hashing import sha256_file
+from models.pyratok.adapter import BUNDLED
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    from models.pyratok.adapter import PyraTokAdapter
+
+    return PyraTokAdapter()
+
+
+def test_the_bundled_checkpoint_is_small_and_documented():
+    w, j = Path(f"{BUNDLED}.safetensors"), Path(f"{BUNDLED}.json")
+    assert w.exists() and j.exists() and w.stat().st_size <= 20 * 2 ** 20
+    info = json.loads(j.read_text())
+    assert info["config"]["levels"] == 4 and info["config"]["codebook_bits"] == 16 and info["step"] > 0
+    assert info["weights"] == w.name
+
+
+def test_tiled_inference_matches_untiled_without_seams(bundled):
+    torch.manual_seed(0)
+    from tasks.mini.scenes import Background, Scene, SceneObject, render
+    from harness.video import to_model_input
+
+    scene = Scene(Background("brick wall", ("orange", "white")), (SceneObject("circle", "blue", "slides right"),),
+                  9, 64, 96, seed=5)
+    x = to_model_input(torch.from_numpy(render(scene)[0]))[None]
+    bundled.args.update(tiling="off")
+    full = bundled.decode(bundled.encode(x))
+    bundled.args.update(tiling="on", tile=64, overlap=32)
+    try:
+        tokens = bundled.encode(x)
+        tiled = bundled.decode(tokens)
+    finally:
+        bundled.args.update(tiling="auto", tile=256, overlap=64)
+    assert tiled.shape == full.shape
+    assert tokens.bits.item() == 3 * 8 * 12 * 16  # one code grid: the same bits as untiled
+    err = (tiled - full).abs()
+    seam = err[..., 32:64].mean()  # the columns where the two tiles overlap
+    assert err.mean() < 0.03 and seam < 0.05
+    psnr_gap = 10 * math.log10(4 / max(float(((tiled - full) ** 2).mean()), 1e-12))
+    assert psnr_gap > 30  # tiled output within 30 dB PSNR of untiled
+
+
+def test_embed_text_lives_in_the_code_space(bundled):
+    e = bundled.embed_text(["a red square", "a blue circle", "a red square"])
+    assert e.shape == (3, 16) and torch.allclose(e[0], e[2]) and not torch.allclose(e[0], e[1])
+    assert "text_encoder/model.safetensors" in bundled.weight_hashes()
+
+
+@pytest.mark.slow
+def test_harness_run_ucf101_recon_with_the_bundled_checkpoint(tmp_path, ucf_mini):
+    from harness.cli import main
+
+    assert main(["run", "--task", "ucf101-recon", "--model", "pyratok", "--limit", "2", "--results", str(tmp_path),
+                 "--no-progress"]) == 0
+    res = json.loads(next(tmp_path.glob("pyratok/ucf101-recon@v1/*/result.json")).read_text())
+    m = res["metrics"]
+    assert m["bpp"]["value"] == pytest.approx(5 * 16 * 16 * 16 / (17 * 128 * 128))  # 0.0735
+    assert 10 < m["psnr_frame"]["value"] < 60 and 0 < m["ssim"]["value"] <= 1
+    assert m["tokens_per_clip"]["value"] == 17 * 64 * 64 + 9 * 32 * 32 + 2 * 5 * 16 * 16
+    for level in ("l1", "l2", "l3", "l4"):
+        assert f"codebook/{level}/used_fraction" in m
+    assert res["model"]["weights"]["weights"] == sha256_file(f"{BUNDLED}.safetensors")
+    assert res["task"]["data"]["limited"] is True and res["model"]["metadata"]["code_bits"] == 16
