@@ -2,8 +2,8 @@
 
 SSIM here is the differentiable training loss 1 - SSIM with an 11x11 Gaussian window (sigma 1.5) on [-1, 1] data
 (data range 2), per frame and channel over the valid region, as the release's ssim_loss.py; the evaluation metric
-lives in harness/metrics/pixel.py. LPIPS is used only when its weights can be loaded locally (harness/metrics/lpips.py
-on another branch); `lpips_status()` says whether it was, and training logs record it.
+lives in harness/metrics/pixel.py. LPIPS (harness/metrics/lpips.py) is used only when its weights can be loaded
+locally; training logs record whether it was.
 """
 from __future__ import annotations
 
@@ -47,30 +47,21 @@ def video_ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class LPIPSLoss:
-    """LPIPS from harness.metrics.lpips when that module and its weights exist; otherwise `available` is False and
-    `reason` says why (training then runs without it and records so)."""
+    """LPIPS (harness.metrics.lpips) as a training loss when its weights exist locally; otherwise `available` is
+    False and `reason` names the missing file (training then runs without it and records so)."""
 
-    def __init__(self, net: str = "alex"):
-        self.available, self.reason, self.fn = False, "", None
-        try:
-            from harness.metrics import lpips as lp  # written on another branch
-        except ImportError as exc:
-            self.reason = f"harness.metrics.lpips is not available ({exc})"
+    def __init__(self, net: str = "alex", device: str | torch.device = "cpu"):
+        from harness.metrics.lpips import load_lpips, lpips_unavailable
+
+        self.fn = None
+        missing = lpips_unavailable(net)
+        self.available = missing is None
+        if missing:
+            self.reason = f"LPIPS {net} off: {missing}"
             return
-        for name in ("LPIPS", "Lpips", "lpips_model", "load_lpips"):
-            factory = getattr(lp, name, None)
-            if factory is None:
-                continue
-            try:
-                model = factory(net=net) if name != "LPIPS" else factory(net)
-            except Exception as exc:  # missing weights: record and go on without it
-                self.reason = f"LPIPS weights could not be loaded ({exc})"
-                return
-            if isinstance(model, torch.nn.Module):
-                model.requires_grad_(False).eval()
-            self.fn, self.available, self.reason = model, True, f"harness.metrics.lpips.{name}({net})"
-            return
-        self.reason = "harness.metrics.lpips offers no LPIPS constructor this trainer knows"
+        self.fn, hashes = load_lpips(net, device)
+        self.fn.requires_grad_(False).eval()
+        self.reason = f"LPIPS {net} on ({', '.join(f'{k} sha256 {v[:12]}' for k, v in hashes.items())})"
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
