@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch (on the machines here, this takes the wheel on disk; never a multi-GB CUDA build).
 TORCH_SPEC ?= torch==2.13.0
-DEMO_MODEL ?= downsample
+DEMO_MODEL ?= pyratok
 
 .PHONY: setup demo test report clean
 
