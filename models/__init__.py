@@ -6,4 +6,9 @@ MODELS = {
     "h264": "models.baselines.codec:H264Adapter",
     "pyratok": "models.pyratok.adapter:PyraTokAdapter",
     "pyratok-release": "models.pyratok.release:ReleaseAdapter",
+    "lfq": "models.baselines.tokenizers.adapter:LFQAdapter",
+    "bsq": "models.baselines.tokenizers.adapter:BSQAdapter",
+    "vq": "models.baselines.tokenizers.adapter:VQAdapter",
+    "rvq": "models.baselines.tokenizers.adapter:RVQAdapter",
+    "fsq": "models.baselines.tokenizers.adapter:FSQAdapter",
 }
