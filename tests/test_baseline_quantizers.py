@@ -192,6 +192,12 @@ def test_dead_codes_are_restarted_from_batch_features_after_n_idle_steps():
     assert all(any(torch.equal(r, xi) for xi in x) for r in restarted)  # each is a batch feature
     assert len({tuple(r.tolist()) for r in restarted}) == 3  # drawn without replacement
     assert torch.equal(cb.ema_sum[1:], restarted) and cb.ema_count[1:].tolist() == [1.0, 1.0, 1.0]
+    # more dead codes than batch features: the longest idle are restarted first
+    torch.manual_seed(1)
+    cb = Codebook(6, 2, update="ema", dead_after=2).train()
+    cb.idle.copy_(torch.tensor([0, 5, 1, 9, 7, 1]))
+    _, _, losses = cb(torch.randn(2, 2) * 0.01 + cb.embed[0])
+    assert losses["restarted"].item() == 2 and cb.idle[[3, 4]].tolist() == [0, 0] and cb.idle[1].item() == 6
 
 
 def test_loss_updated_codebook_trains_by_its_term_and_cosine_lookup_is_normalized():

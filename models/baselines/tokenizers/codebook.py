@@ -8,8 +8,9 @@
   and the only loss is the commitment. "loss" (VQ-VAE / VQGAN): the codebook is a parameter trained by
   ||sg(x) - e||² beside the commitment β ||x - sg(e)||².
 * Dead-code restarts (Jukebox, SoundStream): every code counts the training steps since it was last chosen; codes
-  idle for `dead_after` steps are re-initialized from features of the current batch (drawn without replacement,
-  as many as the batch has), their EMA statistics reset to one observation.
+  idle for `dead_after` steps are re-initialized from features of the current batch (drawn without replacement;
+  at most as many codes as the batch has features, the longest idle first), their EMA statistics reset to one
+  observation. Under DDP the counts and sums are all-reduced and restarts use rank 0's features.
 """
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 CHUNK_ELEMENTS = 2 ** 24  # at most this many distances at once
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def nearest(x: torch.Tensor, codebook: torch.Tensor, cosine: bool = False) -> torch.Tensor:
@@ -80,18 +85,20 @@ class Codebook(nn.Module):
                   "codebook": F.mse_loss(x.detach(), q) if self.update == "loss" else x.new_zeros(())}
         if self.training:
             with torch.no_grad():
+                counts = torch.bincount(idx, minlength=self.size).to(x.dtype)
+                if _distributed():
+                    torch.distributed.all_reduce(counts)
                 if self.update == "ema":
-                    self._ema_update(x.detach(), idx)
-                losses["restarted"] = torch.tensor(float(self._restart_dead(x.detach(), idx)))
+                    self._ema_update(x.detach(), idx, counts)
+                losses["restarted"] = torch.tensor(float(self._restart_dead(x.detach(), counts)))
         return q, idx, losses
 
     # -- training-time codebook maintenance --------------------------------------------------------------------
     @torch.no_grad()
-    def _ema_update(self, x: torch.Tensor, idx: torch.Tensor) -> None:
-        counts = torch.bincount(idx, minlength=self.size).to(x.dtype)
+    def _ema_update(self, x: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
+        """counts: how often each code was chosen in this step (over all ranks)."""
         sums = torch.zeros_like(self.ema_sum).index_add_(0, idx, x)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(counts)
+        if _distributed():
             torch.distributed.all_reduce(sums)
         self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
@@ -100,19 +107,22 @@ class Codebook(nn.Module):
         self.embed.copy_(self.ema_sum / smoothed.unsqueeze(-1))
 
     @torch.no_grad()
-    def _restart_dead(self, x: torch.Tensor, idx: torch.Tensor) -> int:
+    def _restart_dead(self, x: torch.Tensor, counts: torch.Tensor) -> int:
+        """Restart the codes idle longest (ties: lowest index), as many as the batch has features. The choice
+        depends only on the all-reduced counts, so every DDP rank restarts the same codes, with rank 0's
+        features."""
         self.idle.add_(1)
-        self.idle[idx] = 0
+        self.idle[counts > 0] = 0
         if self.dead_after <= 0:
             return 0
         dead = torch.nonzero(self.idle >= self.dead_after).squeeze(-1)
         n = min(len(dead), x.shape[0])
         if n == 0:
             return 0
-        dead = dead[torch.randperm(len(dead), device=dead.device)[:n]]
-        new = x[torch.randperm(x.shape[0], device=x.device)[:n]]
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.broadcast(new, 0)  # every rank restarts the same codes with rank 0's features
+        dead = dead[torch.argsort(self.idle[dead], descending=True, stable=True)[:n]]
+        new = x[torch.randperm(x.shape[0], device=x.device)[:n]].contiguous()
+        if _distributed():
+            torch.distributed.broadcast(new, 0)
         self.embed.data[dead] = new
         if self.update == "ema":
             self.ema_sum[dead] = new
