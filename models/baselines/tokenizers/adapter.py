@@ -161,7 +161,7 @@ class LearnedTokenizerAdapter(ModelAdapter):
         x = self.model.backbone.pad_input(video.to(self.device, torch.float32))
         q = self.model.quantizer.quantize_z(self._latent_z(x))
         lv = q.levels[0]
-        levels = [c for c in lv.code_levels()]
+        levels = lv.code_levels()
         bits = torch.full((b,), float(lv.cells * lv.bits_per_cell), dtype=torch.float64)
         return Tokens((t, h, w), levels=levels, bits=bits, payload={"padded": tuple(x.shape[2:])})
 

@@ -59,8 +59,9 @@ class FSQ(LatentQuantizer):
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         """(...) indices -> (..., d) quantized values."""
+        indices = indices.to(self._basis.device).long()
         lv = torch.tensor(self.levels, device=indices.device)
-        digits = (indices.long().unsqueeze(-1) // self._basis.to(indices.device)) % lv
+        digits = (indices.unsqueeze(-1) // self._basis) % lv
         return (digits.float() - self._half_width) / self._half_width
 
     def quantize_z(self, z: torch.Tensor) -> QuantizerOutput:
