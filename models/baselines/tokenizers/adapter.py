@@ -86,13 +86,13 @@ class LearnedTokenizerAdapter(ModelAdapter):
             cfg, _ = get_config(fam, config, overrides)
             self.model = BaselineTokenizer(cfg)
         else:
-            weights, meta = resolve_checkpoint(bundled if checkpoint is None else checkpoint, fam)
-            info = read_json(meta)
-            cfg = BaselineConfig.from_dict(info["config"])
             unused = sorted(set(overrides) - {"vae"})
             if unused:  # they would be recorded with the results while changing nothing
                 raise ValueError(f"model args {unused} configure an untrained model (checkpoint=none); a "
-                                 f"checkpoint fixes them ({meta})")
+                                 "checkpoint fixes them")
+            weights, meta = resolve_checkpoint(bundled if checkpoint is None else checkpoint, fam)
+            info = read_json(meta)
+            cfg = BaselineConfig.from_dict(info["config"])
             if overrides.get("vae"):
                 cfg = cfg.replace(vae=overrides["vae"])
             if cfg.family != fam:
