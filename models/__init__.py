@@ -12,4 +12,9 @@ MODELS = {
     "wan-vae": "models.baselines.vae:WanVAE",
     "ltx-vae": "models.baselines.vae:LTXVideoVAE",
     "hunyuan-vae": "models.baselines.vae:HunyuanVideoVAE",
+    "lfq": "models.baselines.tokenizers.adapter:LFQAdapter",
+    "bsq": "models.baselines.tokenizers.adapter:BSQAdapter",
+    "vq": "models.baselines.tokenizers.adapter:VQAdapter",
+    "rvq": "models.baselines.tokenizers.adapter:RVQAdapter",
+    "fsq": "models.baselines.tokenizers.adapter:FSQAdapter",
 }

@@ -52,7 +52,7 @@ class QuantizedLevel:
     @property
     def bits_per_cell(self) -> int:
         if self.indices is not None:
-            return len(self.indices) * int(torch.tensor(self.codebook_size - 1).bit_length().item())
+            return len(self.indices) * (int(self.codebook_size) - 1).bit_length()
         return sum(c.shape[1] for c in self.stage_codes)
 
     @property

@@ -146,7 +146,7 @@ def init_binary_readout(model, calib: torch.Tensor) -> float:
     x = value.movedim(1, -1).reshape(-1, value.shape[1])
     y = target.movedim(1, -1).reshape(-1, 3)
     a = torch.cat([x, torch.ones(len(x), 1)], 1)
-    sol = torch.linalg.lstsq(a, y).solution  # (k + 1, 3)
+    sol = torch.linalg.lstsq(a, y, driver="gelsd").solution  # (k + 1, 3); SVD: exact for rank-deficient x too
     conv = model.backbone.vae.post_quant_conv
     dec_in = model.backbone.vae.decoder.conv_in
     w = dec_in.weight
