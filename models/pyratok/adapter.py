@@ -17,30 +17,13 @@ from typing import Any
 
 import torch
 
-from harness.errors import MissingDataError
 from harness.hashing import sha256_file
 from models.base import EMBED_TEXT, FEATURES, GENERATE, RECONSTRUCT, CodeLevel, ModelAdapter, ModelMetadata, Tokens
+from models.tokenizer.checkpoint import bundle_files
 from models.tokenizer.tiling import tiled_decode, tiled_quantize
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 BUNDLED = WEIGHTS_DIR / "pyratok-tiny"
-
-
-def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
-    """(weights .safetensors, config .json) of a bundle stem, either file of a bundle, or a training folder."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        w, j = p / "model.safetensors", p / "config.json"
-    elif p.suffix in (".safetensors", ".json"):
-        w, j = p.with_suffix(".safetensors"), p.with_suffix(".json")
-    else:
-        w, j = p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-    for f in (w, j):
-        if not f.exists():
-            raise MissingDataError(f"PyraTok checkpoint file {f} not found (train one with `python -m harness train "
-                                   "--model pyratok --config tiny --export STEM`, or use the bundled "
-                                   f"{BUNDLED}.safetensors)")
-    return w, j
 
 
 class PyraTokAdapter(ModelAdapter):
@@ -68,7 +51,7 @@ class PyraTokAdapter(ModelAdapter):
             cfg, _ = get_config(config, overrides)
             self.model = PyraTokModel(cfg)
         else:
-            weights, meta = resolve_checkpoint(ckpt)
+            weights, meta = bundle_files(ckpt, "pyratok", BUNDLED)
             info = read_json(meta)
             cfg = PyraTokConfig.from_dict(info["config"])
             runtime = {k: v for k, v in overrides.items() if k in ("text_encoder", "vae")}

@@ -10,11 +10,11 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from models.tokenizer.backbone import BackboneConfig
+from models.tokenizer.backbone import BackboneConfig, WithBackbone
 
 
 @dataclass
-class PyraTokConfig:
+class PyraTokConfig(WithBackbone):
     # backbone (the Wan-2.1-architecture causal VAE); `vae` = a local diffusers folder with pretrained weights
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     vae: str | None = None
@@ -68,31 +68,6 @@ class PyraTokConfig:
     mask_frames: float = 0.3
     mask_spatial_max: float = 0.5
     mask_patch: int = 8
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PyraTokConfig":
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known - {f.name for f in dataclasses.fields(BackboneConfig)}
-        if unknown:
-            raise ValueError(f"unknown PyraTok config keys: {sorted(unknown)}")
-        bb = dict(d.pop("backbone", None) or {})
-        for f in dataclasses.fields(BackboneConfig):  # backbone fields may be given flat (--model-arg base_dim=32)
-            if f.name in d:
-                bb[f.name] = d.pop(f.name)
-        return cls(backbone=BackboneConfig(**bb), **d)
-
-    def replace(self, **overrides: Any) -> "PyraTokConfig":
-        d = self.to_dict()
-        for k, v in overrides.items():
-            if k in d["backbone"]:
-                d["backbone"][k] = v
-            else:
-                d[k] = v
-        return PyraTokConfig.from_dict(d)
 
 
 @dataclass

@@ -47,6 +47,34 @@ class BackboneConfig:
                 "decoder_base_dim": self.decoder_base_dim, "attn_scales": []}
 
 
+class WithBackbone:
+    """Dict round trip and overrides for a tokenizer configuration dataclass holding a `backbone: BackboneConfig`;
+    backbone fields may also be given flat (`--model-arg base_dim=32`)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        import dataclasses
+
+        d = dict(d)
+        bb_fields = {f.name for f in dataclasses.fields(BackboneConfig)}
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)} - bb_fields
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        bb = dict(d.pop("backbone", None) or {})
+        for name in bb_fields & set(d):
+            bb[name] = d.pop(name)
+        return cls(backbone=BackboneConfig(**bb), **d)
+
+    def replace(self, **overrides):
+        d = self.to_dict()
+        for k, v in overrides.items():
+            (d["backbone"] if k in d["backbone"] else d)[k] = v
+        return type(self).from_dict(d)
+
+
 def load_vae(path: str | Path):
     """An `AutoencoderKLWan` from a local diffusers folder (config.json + diffusion_pytorch_model.safetensors), e.g.
     the `vae/` folder of Wan-AI/Wan2.1-T2V-1.3B-Diffusers or Wan2.2-I2V-A14B-Diffusers. Never downloads."""

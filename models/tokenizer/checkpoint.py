@@ -65,3 +65,21 @@ def read_checkpoint_info(folder: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise MissingDataError(f"no checkpoint at {folder}: config.json is missing")
     return read_json(path)
+
+
+def bundle_files(path: str | Path, model: str, bundled: Path) -> tuple[Path, Path]:
+    """(weights .safetensors, config .json) of a bundle stem, either file of a bundle, or a training folder; a missing
+    file is named with the command that makes one."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        w, j = p / "model.safetensors", p / "config.json"
+    elif p.suffix in (".safetensors", ".json"):
+        w, j = p.with_suffix(".safetensors"), p.with_suffix(".json")
+    else:
+        w, j = p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+    for f in (w, j):
+        if not f.exists():
+            raise MissingDataError(f"{model} checkpoint file {f} not found (train one with `python -m harness train "
+                                   f"--model {model} --config tiny --export STEM`, or use the bundled "
+                                   f"{bundled}.safetensors)")
+    return w, j

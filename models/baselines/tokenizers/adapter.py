@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from harness.errors import MissingDataError
 from harness.hashing import sha256_file
 from models.base import FEATURES, RECONSTRUCT, ModelAdapter, ModelMetadata, Tokens
 from models.baselines.tokenizers.train import is_training_only
+from models.tokenizer.checkpoint import bundle_files
 from models.tokenizer.tiling import _weights, tile_starts, tiled_decode
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -35,23 +35,6 @@ DESCRIPTIONS = {
 }
 
 
-def resolve_checkpoint(path: str | Path, family: str) -> tuple[Path, Path]:
-    """(weights .safetensors, config .json) of a bundle stem, either file of a bundle, or a training folder."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        w, j = p / "model.safetensors", p / "config.json"
-    elif p.suffix in (".safetensors", ".json"):
-        w, j = p.with_suffix(".safetensors"), p.with_suffix(".json")
-    else:
-        w, j = p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-    for f in (w, j):
-        if not f.exists():
-            raise MissingDataError(f"{family} checkpoint file {f} not found (train one with `python -m harness "
-                                   f"train --model {family} --config tiny --export STEM`, or use the bundled "
-                                   f"{WEIGHTS_DIR / (family + '-tiny')}.safetensors)")
-    return w, j
-
-
 def load_checkpoint(model: torch.nn.Module, weights: Path) -> None:
     """Load weights; an inference bundle may lack only the training-only buffers (EMA statistics, idle counters)."""
     from models.tokenizer.checkpoint import load_weights
@@ -60,6 +43,13 @@ def load_checkpoint(model: torch.nn.Module, weights: Path) -> None:
     bad = [k for k in missing if not is_training_only(k)]
     if bad or unexpected:
         raise ValueError(f"{weights} does not match the model: missing {bad[:5]}, unexpected {unexpected[:5]}")
+
+
+def listed_metadata(family: str) -> ModelMetadata:
+    """What `harness list` shows before a checkpoint is loaded (the bundled tiny configuration's facts)."""
+    name, source = DESCRIPTIONS[family]
+    return ModelMetadata(name, family, (4, 8, 8), 16, 16, True, source + ", re-implemented in PyraTok Bench",
+                         "Apache-2.0", "bundled checkpoint: trained here on the mini splits (docs/baselines-learned.md)")
 
 
 class LearnedTokenizerAdapter(ModelAdapter):
@@ -90,7 +80,7 @@ class LearnedTokenizerAdapter(ModelAdapter):
             if unused:  # they would be recorded with the results while changing nothing
                 raise ValueError(f"model args {unused} configure an untrained model (checkpoint=none); a "
                                  "checkpoint fixes them")
-            weights, meta = resolve_checkpoint(bundled if checkpoint is None else checkpoint, fam)
+            weights, meta = bundle_files(bundled if checkpoint is None else checkpoint, fam, bundled)
             info = read_json(meta)
             cfg = BaselineConfig.from_dict(info["config"])
             if overrides.get("vae"):
@@ -198,29 +188,29 @@ class LearnedTokenizerAdapter(ModelAdapter):
 
 class LFQAdapter(LearnedTokenizerAdapter):
     family = "lfq"
-    metadata = ModelMetadata(DESCRIPTIONS["lfq"][0], "lfq", (4, 8, 8), 16, 16)
+    metadata = listed_metadata("lfq")
     trainer = "models.baselines.tokenizers.train:train_lfq"
 
 
 class BSQAdapter(LearnedTokenizerAdapter):
     family = "bsq"
-    metadata = ModelMetadata(DESCRIPTIONS["bsq"][0], "bsq", (4, 8, 8), 16, 16)
+    metadata = listed_metadata("bsq")
     trainer = "models.baselines.tokenizers.train:train_bsq"
 
 
 class VQAdapter(LearnedTokenizerAdapter):
     family = "vq"
-    metadata = ModelMetadata(DESCRIPTIONS["vq"][0], "vq", (4, 8, 8), 16, 16)
+    metadata = listed_metadata("vq")
     trainer = "models.baselines.tokenizers.train:train_vq"
 
 
 class RVQAdapter(LearnedTokenizerAdapter):
     family = "rvq"
-    metadata = ModelMetadata(DESCRIPTIONS["rvq"][0], "rvq", (4, 8, 8), 16, 16)
+    metadata = listed_metadata("rvq")
     trainer = "models.baselines.tokenizers.train:train_rvq"
 
 
 class FSQAdapter(LearnedTokenizerAdapter):
     family = "fsq"
-    metadata = ModelMetadata(DESCRIPTIONS["fsq"][0], "fsq", (4, 8, 8), 16, 16)
+    metadata = listed_metadata("fsq")
     trainer = "models.baselines.tokenizers.train:train_fsq"

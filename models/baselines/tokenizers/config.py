@@ -10,16 +10,16 @@ the weights of each family's reference implementation) differ. Every field can b
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from models.tokenizer.backbone import BackboneConfig
+from models.tokenizer.backbone import BackboneConfig, WithBackbone
 
 FAMILIES = ("lfq", "bsq", "vq", "rvq", "fsq")
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(WithBackbone):
     family: str = "lfq"
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     vae: str | None = None  # a local diffusers Wan VAE folder with pretrained weights (optional)
@@ -56,32 +56,6 @@ class BaselineConfig:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"unknown baseline family {self.family!r}; known: {', '.join(FAMILIES)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BaselineConfig":
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        bb_fields = {f.name for f in dataclasses.fields(BackboneConfig)}
-        unknown = set(d) - known - bb_fields
-        if unknown:
-            raise ValueError(f"unknown baseline config keys: {sorted(unknown)}")
-        bb = dict(d.pop("backbone", None) or {})
-        for name in bb_fields:  # backbone fields may be given flat (--model-arg base_dim=32)
-            if name in d:
-                bb[name] = d.pop(name)
-        return cls(backbone=BackboneConfig(**bb), **d)
-
-    def replace(self, **overrides: Any) -> "BaselineConfig":
-        d = self.to_dict()
-        for k, v in overrides.items():
-            if k in d["backbone"]:
-                d["backbone"][k] = v
-            else:
-                d[k] = v
-        return BaselineConfig.from_dict(d)
 
     @property
     def bits_per_cell(self) -> int:
