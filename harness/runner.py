@@ -333,26 +333,118 @@ def _evaluate(task: Task, model: ModelAdapter, samples: list[Sample], cache: Sam
                                          pin_memory=spec.device.startswith("cuda"))
     bar = tqdm(total=len(todo), desc=f"{task.name} x {spec.model}", unit="sample", file=sys.stderr,
                disable=not (spec.progress and show_progress), dynamic_ncols=True)
-    with torch.inference_mode():
-        for batch in loader:
-            ok = []
-            for sample, inputs, error in batch:
-                if error is None:
-                    ok.append((sample, inputs))
+
+    def store(pairs) -> None:
+        for sample, record in pairs:
+            try:
+                cache.put(sample, record)
+            except OSError as exc:
+                raise HarnessError(f"cannot write to the cache at {cache.dir} ({exc}); the {len(records)} samples "
+                                   "finished so far are kept there for the next attempt") from exc
+            records.append(record)
+
+    scorer = _Scorer(task, model, spec.seed, fail) if task.pipelined else None
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                ok = []
+                for sample, inputs, error in batch:
+                    if error is None:
+                        ok.append((sample, inputs))
+                    else:
+                        fail(sample, error)
+                t = time.perf_counter()
+                if scorer is None:
+                    store(_answer(task, model, ok, spec.seed, fail))
                 else:
-                    fail(sample, error)
-            t = time.perf_counter()
-            for sample, record in _answer(task, model, ok, spec.seed, fail):
-                try:
-                    cache.put(sample, record)
-                except OSError as exc:
-                    raise HarnessError(f"cannot write to the cache at {cache.dir} ({exc}); the {len(records)} samples "
-                                       "finished so far are kept there for the next attempt") from exc
-                records.append(record)
-            eval_s += time.perf_counter() - t
-            bar.update(len(batch))
+                    store(scorer.submit(ok))
+                eval_s += time.perf_counter() - t
+                bar.update(len(batch))
+            if scorer is not None:
+                t = time.perf_counter()
+                store(scorer.drain())
+                eval_s += time.perf_counter() - t
+    except BaseException:  # an interrupt or a --strict failure: keep what the helper thread finished
+        if scorer is not None:
+            try:
+                store(scorer.salvage())
+            except Exception:
+                pass
+        raise
+    finally:
+        if scorer is not None:
+            scorer.close()
     bar.close()
     return records, failures, reused, eval_s
+
+
+class _Scorer:
+    """Two-stage pipeline of a pipelined task: the model answers a batch on the calling thread, its metrics run on
+    one helper thread while the next batch is decoded and answered. Results come back in batch order, on the calling
+    thread (which alone writes the cache); a batch whose scoring fails is re-evaluated item by item, as `_answer`."""
+
+    def __init__(self, task: Task, model: ModelAdapter, seed: int, fail, depth: int = 1):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.task, self.model, self.seed, self.fail, self.depth = task, model, seed, fail, depth
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="harness-score")
+        self.pending: list[tuple[list, Any]] = []
+
+    def _score(self, items, prediction):
+        with torch.inference_mode():  # thread-local: the helper thread enters it too
+            return self.task.score(items, prediction)
+
+    def submit(self, items: list[tuple[Sample, Any]]) -> list[tuple[Sample, Record]]:
+        """Start `items`; return the finished pairs of batches that are no longer needed in flight."""
+        done: list[tuple[Sample, Record]] = []
+        if items:
+            seeds = [derive_seed(self.seed, s.id) for s, _ in items]
+            try:
+                prediction = self.task.predict(self.model, items, seeds)
+            except ANSWER_ERRORS:
+                done += self._finish_pending()  # keep the order of results
+                return done + _answer(self.task, self.model, items, self.seed, self.fail)
+            self.pending.append((items, self.pool.submit(self._score, items, prediction)))
+        while len(self.pending) > self.depth:
+            done += self._collect(*self.pending.pop(0))
+        return done
+
+    def drain(self) -> list[tuple[Sample, Record]]:
+        return self._finish_pending()
+
+    def _finish_pending(self) -> list[tuple[Sample, Record]]:
+        done = []
+        while self.pending:
+            done += self._collect(*self.pending.pop(0))
+        return done
+
+    def _collect(self, items, future) -> list[tuple[Sample, Record]]:
+        try:
+            out = future.result()
+            if len(out) != len(items):
+                raise HarnessError(f"task returned {len(out)} records for {len(items)} samples")
+            return [(s, r) for (s, _), r in zip(items, out)]
+        except ANSWER_ERRORS:
+            return _answer(self.task, self.model, items, self.seed, self.fail)
+
+    def salvage(self) -> list[tuple[Sample, Record]]:
+        """The records of the batches in flight that scored without error (nothing is re-evaluated)."""
+        done = []
+        for items, future in self.pending:
+            try:
+                out = future.result()
+            except Exception:
+                continue
+            if len(out) == len(items):
+                done += [(s, r) for (s, _), r in zip(items, out)]
+        self.pending = []
+        return done
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+ANSWER_ERRORS = (HarnessError, ValueError, RuntimeError, FloatingPointError)
 
 
 def _answer(task: Task, model: ModelAdapter, items: list[tuple[Sample, Any]], seed: int, fail):
@@ -365,7 +457,7 @@ def _answer(task: Task, model: ModelAdapter, items: list[tuple[Sample, Any]], se
         if len(out) != len(items):
             raise HarnessError(f"task returned {len(out)} records for {len(items)} samples")
         return [(s, r) for (s, _), r in zip(items, out)]
-    except (HarnessError, ValueError, RuntimeError, FloatingPointError) as exc:
+    except ANSWER_ERRORS as exc:
         if len(items) > 1:
             return [pair for item in items for pair in _answer(task, model, [item], seed, fail)]
         sample = items[0][0]

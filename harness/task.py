@@ -119,9 +119,22 @@ class Task(ABC):
     def load(self, sample: Sample) -> Any:
         """Decode one item's inputs; raise harness.errors.DataError for an item that cannot be used."""
 
+    # A task whose evaluate() is score(batch, predict(...)) sets `pipelined` and implements both halves: the runner
+    # then scores batch i on a helper thread while the model answers batch i + 1 (metrics that release the GIL, such
+    # as scipy's filters and torch, overlap the model instead of adding to it).
+    pipelined: ClassVar[bool] = False
+
     @abstractmethod
     def evaluate(self, model: ModelAdapter, batch: list[tuple[Sample, Any]], seeds: list[int]) -> list[Record]:
         """Ask the model, score each item; one Record per item, in order."""
+
+    def predict(self, model: ModelAdapter, batch: list[tuple[Sample, Any]], seeds: list[int]) -> Any:
+        """The model's part of `evaluate` (pipelined tasks only)."""
+        raise NotImplementedError
+
+    def score(self, batch: list[tuple[Sample, Any]], prediction: Any) -> list[Record]:
+        """The metrics' part of `evaluate` (pipelined tasks only); must not touch the model."""
+        raise NotImplementedError
 
     @abstractmethod
     def aggregate(self, records: list[Record]) -> dict[str, Metric]:

@@ -91,7 +91,12 @@ class ReconstructionTask(Task):
         x = resize_short_side(frames, p.resize) if p.resize else torch.as_tensor(frames)
         return center_crop(x, p.crop) if p.crop else x
 
+    pipelined: ClassVar[bool] = True
+
     def evaluate(self, model: ModelAdapter, batch: list[tuple[Sample, Any]], seeds: list[int]) -> list[Record]:
+        return self.score(batch, self.predict(model, batch, seeds))
+
+    def predict(self, model: ModelAdapter, batch: list[tuple[Sample, Any]], seeds: list[int]) -> dict[str, Any]:
         frames = torch.stack([inputs["frames"] for _, inputs in batch])  # (B, T, H, W, 3) uint8
         video = to_model_input(frames).to(model.device)
         tokens, recon = model.reconstruct(video)
@@ -99,9 +104,12 @@ class ReconstructionTask(Task):
             raise ModelOutputError(f"reconstruction has shape {tuple(recon.shape)}, input {tuple(video.shape)}")
         if not torch.isfinite(recon).all():
             raise ModelOutputError("reconstruction contains NaN or infinite values")
-        out = to_uint8_frames(recon.cpu())
+        return {"frames": frames, "out": to_uint8_frames(recon.cpu()), "tokens": tokens, "device": model.device}
+
+    def score(self, batch: list[tuple[Sample, Any]], prediction: dict[str, Any]) -> list[Record]:
+        frames, out, tokens, device = (prediction[k] for k in ("frames", "out", "tokens", "device"))
         bpp = tokens.bits_per_pixel()
-        extra = self.features.video_values(frames, out, model.device)
+        extra = self.features.video_values(frames, out, device)
         records = []
         for i, (sample, inputs) in enumerate(batch):
             fid = video_fidelity(frames[i], out[i], self.protocol.ssim_variant)
@@ -116,7 +124,7 @@ class ReconstructionTask(Task):
                 for key, arr in level_histogram(level, i).items():
                     arrays[f"level{j}_{key}"] = arr
             records.append(Record(sample.id, values, arrays))
-        for name, (real, fake) in self.features.clip_features(frames, out, model.device).items():
+        for name, (real, fake) in self.features.clip_features(frames, out, device).items():
             for i, record in enumerate(records):
                 record.arrays[f"{name}_real"], record.arrays[f"{name}_fake"] = real[i], fake[i]
         return records

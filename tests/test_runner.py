@@ -176,3 +176,37 @@ def test_capability_mismatch_is_refused_before_any_work():
 def test_unknown_names_fail_with_suggestions(capsys):
     assert main(["run", "--task", "ucf101-recn", "--model", "identity", "--no-progress"]) == 2
     assert "did you mean ucf101-recon" in capsys.readouterr().err
+
+
+def test_pipelined_scoring_equals_serial_and_a_failed_batch_is_reevaluated_item_by_item(tmp_path, ucf_mini,
+                                                                                        monkeypatch):
+    """Reconstruction scores batch i on a helper thread while the model answers batch i + 1: same numbers as the
+    serial path; a batch whose metrics crash is evaluated again item by item, so only the bad item is lost."""
+    from tasks.reconstruction import ReconstructionTask
+
+    def spec(name):
+        return RunSpec("ucf101-recon", "downsample", results_root=str(tmp_path / name / "r"),
+                       cache_root=str(tmp_path / name / "c"), batch_size=4, progress=False)
+
+    monkeypatch.setattr(ReconstructionTask, "pipelined", False)
+    serial = run(spec("serial")).result
+    monkeypatch.setattr(ReconstructionTask, "pipelined", True)
+    piped = run(spec("piped")).result
+    assert piped["metrics"] == serial["metrics"] and piped["task"]["data"]["n_evaluated"] == 16
+
+    real, seen = ReconstructionTask.score, []
+    bad = sorted(json.loads(line)["sample_id"] for line in
+                 next((tmp_path / "serial" / "r").glob("*/*/*/samples.jsonl")).read_text().splitlines())[5]
+
+    def flaky(self, batch, prediction):
+        seen.append(len(batch))
+        if any(sample.id == bad for sample, _ in batch):
+            raise RuntimeError("this item's metric crashed")
+        return real(self, batch, prediction)
+
+    monkeypatch.setattr(ReconstructionTask, "score", flaky)
+    res = run(spec("flaky")).result
+    # the bad item's batch: in the thread, again whole, then item by item; the three other batches once each
+    assert sorted(seen) == [1, 1, 1, 1, 4, 4, 4, 4, 4]
+    assert [f["sample_id"] for f in res["failures"]["items"]] == [bad]
+    assert res["task"]["data"]["n_evaluated"] == 15 and res["status"] == "partial"
