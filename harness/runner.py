@@ -28,6 +28,7 @@ from harness.dataset import ensure_mini
 from harness.errors import CapabilityError, DataError, HarnessError
 from harness.hashing import derive_seed, sha256_obj
 from harness.io import read_json
+from harness.memory import fix_mmap_threshold
 from harness.registry import MODELS, TASKS
 from harness.results import SCHEMA_VERSION, environment, git_state, now_iso, result_dir, write_result
 from harness.subset import stratified_subset
@@ -98,6 +99,7 @@ def resolve_data_root(task: Task, data_root: str | None) -> tuple[Path, bool]:
 
 
 def run(spec: RunSpec, log: Callable[[str], None] | None = None) -> RunOutcome:
+    fix_mmap_threshold()  # flat peak memory however many clips (harness/memory.py)
     ctx = distributed.setup(spec.device)
     try:
         return _run(spec, ctx, log or _stderr_log(ctx))
