@@ -100,10 +100,11 @@ def ssim_frames(reference, reconstruction, variant: str | SSIMVariant = "gaussia
     out = []
     for s in range(0, a.shape[0], chunk):
         x, y = a[s:s + chunk], b[s:s + chunk]
+        # four filterings, not five: SSIM needs only the sum of the two variances (vx + vy)
         ux, uy = _filter(x, w), _filter(y, w)
-        uxx, uyy, uxy = _filter(x * x, w), _filter(y * y, w), _filter(x * y, w)
-        vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
-        s_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        usq, uxy = _filter(x * x + y * y, w), _filter(x * y, w)
+        vsum, vxy = cov_norm * (usq - ux * ux - uy * uy), cov_norm * (uxy - ux * uy)
+        s_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vsum + c2))
         out.append(s_map.mean(axis=(2, 3)).mean(axis=1))
     return torch.from_numpy(np.concatenate(out))
 
