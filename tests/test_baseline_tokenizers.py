@@ -38,6 +38,9 @@ def test_the_recipe_is_pyratoks_tiny_and_only_the_quantizer_differs(family):
     assert (cfg.w_recon, cfg.w_quant, cfg.w_l1, cfg.w_ssim) == (pcfg.w_recon, pcfg.w_codebook, pcfg.w_l1,
                                                                 pcfg.w_ssim)
     assert cfg.bits_per_cell == pcfg.codebook_bits == 16
+    # the same parts stay frozen: the encoder side, and the quantizer that reads it (PyraTok's decoded last level)
+    assert pcfg.freeze == ["backbone.vae.encoder", "backbone.vae.quant_conv", "quantizer.blocks.3"]
+    assert cfg.freeze == ["backbone.vae.encoder", "backbone.vae.quant_conv", "quantizer.project_in"]
     overridden, t2 = get_config(family, "tiny", {"steps": "300", "lr": "3e-4", "base_dim": 8})
     assert t2.steps == 300 and t2.lr == 3e-4 and overridden.backbone.base_dim == 8
 

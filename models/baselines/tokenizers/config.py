@@ -84,7 +84,12 @@ def _pyratok_configs() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
 
     out = {}
     for name, (model_d, train_d) in CONFIGS.items():
-        shared = {k: model_d[k] for k in ("backbone", "init", "vae", "freeze") if k in model_d}
+        shared = {k: model_d[k] for k in ("backbone", "init", "vae") if k in model_d}
+        if model_d.get("freeze"):  # PyraTok's quantizer levels -> the baseline's one quantizer projection
+            freeze = model_d["freeze"]
+            freeze = [freeze] if isinstance(freeze, str) else list(freeze)
+            shared["freeze"] = list(dict.fromkeys("quantizer.project_in" if f.startswith("quantizer.") else f
+                                                  for f in freeze))
         out[name] = (shared, dict(train_d))
     return out
 
