@@ -142,3 +142,15 @@ def test_ar_windows_bound_the_sequence():
     wins = prior._windows([(9, 16, 16), (5, 8, 8), (3, 4, 4)], torch.Generator().manual_seed(0))
     assert all(0 < len(w) <= 20 for w in wins)
     assert all(len(set(w.tolist())) == len(w) for w in wins)
+
+
+def test_sampling_covers_the_decoded_level_in_full_and_earlier_levels_over_one_fixed_window():
+    torch.manual_seed(0)
+    prior = HierarchyPrior(bits=4, text_dim=4, levels=3, dim=16, layers=1, heads=2, window=8)
+    shapes = [(2, 4, 4), (1, 2, 2), (1, 2, 2)]  # level 1 has 32 tokens > window 8
+    out = prior.sample(_toy_text(1, 4), shapes, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    assert set(out[-1].unique().tolist()) <= {-1.0, 1.0}  # the decoded level: every cell sampled
+    sampled = (out[0] != 0).all(1)[0]  # (t, h, w) cells of level 1 that were sampled
+    assert 1 <= int(sampled.sum()) <= 8 and torch.equal((out[0] != 0).any(1), (out[0] != 0).all(1))
+    again = prior.sample(_toy_text(1, 4), shapes, temperature=1.0, generator=torch.Generator().manual_seed(5))
+    assert torch.equal((again[0] != 0).all(1)[0], sampled)  # the region is fixed (centred), not drawn per call

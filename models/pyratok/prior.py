@@ -86,12 +86,16 @@ class HierarchyPrior(nn.Module):
         self.head = nn.Linear(dim, bits)
 
     # -- sequence construction -------------------------------------------------------------------------------
-    def _windows(self, shapes: list[tuple[int, int, int]], generator: torch.Generator | None) -> list[torch.Tensor]:
-        """Indices (raster order) of the tokens of each level inside one random normalized region, so that no level
-        exceeds `window` tokens; the whole grid when it fits."""
+    def _windows(self, shapes: list[tuple[int, int, int]], generator: torch.Generator | None,
+                 centred: bool = False) -> list[torch.Tensor]:
+        """Indices (raster order) of the tokens of each level inside one random (or the centred) normalized region,
+        so that no level exceeds `window` tokens; the whole grid when it fits."""
         biggest = max(math.prod(s) for s in shapes)
         frac = min(1.0, (self.window / biggest) ** (1 / 3))
-        u = torch.rand(3, generator=generator) * (1 - frac) if frac < 1 else torch.zeros(3)
+        if frac >= 1:
+            u = torch.zeros(3)
+        else:
+            u = torch.full((3,), (1 - frac) / 2) if centred else torch.rand(3, generator=generator) * (1 - frac)
         out = []
         for (t, h, w) in shapes:
             ranges = []
@@ -169,8 +173,11 @@ class HierarchyPrior(nn.Module):
     @torch.no_grad()
     def sample(self, text: TextContext, shapes: list[tuple[int, int, int]], temperature: float = 1.0,
                top_k: int | None = None, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-        """±1 codes (B, k, t, h, w) of every level, sampled token by token (raster order, level 1 first). Each
-        prompt is sampled on its own, so its padded text positions never enter the key/value cache."""
+        """Codes (B, k, t, h, w) of every level, sampled token by token (raster order, level 1 first). The last level
+        (the one the decoder reads) is sampled in full (±1 everywhere); each earlier level, as in training, only over
+        the centred normalized region that keeps it within `window` tokens (0 outside it: not sampled), so a 256x256
+        clip costs ~5k steps, not the ~300k of every level in full. Each prompt is sampled on its own, so its padded
+        text positions never enter the key/value cache."""
         per_item = [self._sample_one(text.tokens[i:i + 1, text.mask[i]], shapes, temperature, top_k, generator)
                     for i in range(text.tokens.shape[0])]
         return [torch.cat([levels[lv] for levels in per_item]) for lv in range(len(shapes))]
@@ -182,17 +189,19 @@ class HierarchyPrior(nn.Module):
         keep = self.window * len(shapes)
         x = torch.cat([self.text_in(tokens), self.soi.view(1, 1, -1)], 1)
         out_levels = []
+        regions = self._windows(shapes[:-1], None, centred=True) if len(shapes) > 1 else []
         for lv, (t, h, w) in enumerate(shapes):
-            coords = grid_coords(t, h, w, dev)
+            idx = regions[lv] if lv < len(regions) else torch.arange(t * h * w)
+            coords = grid_coords(t, h, w, dev)[idx.to(dev)]
             pos_e = self.pos_in(fourier_positions(coords))
             nxt_e = self.next_pos_in(fourier_positions(coords)) + self.next_level_emb.weight[lv]
-            codes = torch.empty(1, coords.shape[0], self.bits, device=dev)
-            for j in range(coords.shape[0]):
+            codes = torch.zeros(1, t * h * w, self.bits, device=dev)
+            for j, cell in enumerate(idx.tolist()):
                 inp = x.clone()
                 inp[:, -1] = inp[:, -1] + nxt_e[j]
                 logits = self._step(inp, caches, prefix, keep)
                 q = self._sample_bits(logits[:, -1], temperature, top_k, generator)
-                codes[:, j] = q
+                codes[:, cell] = q
                 x = (self.bit_in(q) + pos_e[j] + self.level_emb.weight[lv]).unsqueeze(1)
             out_levels.append(codes.transpose(1, 2).reshape(1, self.bits, t, h, w))
             if lv < len(shapes) - 1:
