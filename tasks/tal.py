@@ -29,8 +29,7 @@ from harness.metrics.localization import ACTIVITYNET_TIOU, THUMOS14_TIOU, VARIAN
 from harness.task import Metric, Record, Sample, SampleList, Task
 from harness.video import probe, read_frames
 from models.base import EMBED_TEXT, FEATURES, ModelAdapter
-from tasks.zeroshot.features import (TimedFeatures, cosine, embed_texts, encode_windows, fit_frames, prompts,
-                                     spatial_mean)
+from tasks.zeroshot.features import ClassTexts, TimedFeatures, cosine, encode_windows, fit_frames, spatial_mean
 from tasks.zeroshot.localize import LocalizeParams, localize
 from tasks.zeroshot.probe import ProbeParams, fit_probe
 from tasks.zeroshot.vocabulary import seen_unseen
@@ -91,7 +90,7 @@ class TALTask(Task):
 
     def __init__(self, **overrides: Any):
         super().__init__(**overrides)
-        self._text: dict[tuple[int, tuple[str, ...]], torch.Tensor] = {}
+        self._text = ClassTexts()
 
     # -- data set specifics ----------------------------------------------------------------------------------
     def list_split(self, root: Path, split: str) -> SampleList:
@@ -155,19 +154,13 @@ class TALTask(Task):
                       "class_split": sample.meta["class_split"], "segments": sample.meta.get("segments", []),
                       "ambiguous": sample.meta.get("ambiguous", []), "steps": len(feats.first)}
             if p.mode == "zeroshot":
-                text = self._embed(model, sample.meta["classes"])
+                text = self._text.get(model, sample.meta["classes"], self.protocol.prompt)
                 scores = cosine(feats.per_frame(), text)
                 arrays = {"scores": scores.numpy().astype(np.float32)}
             else:
                 arrays = {"steps": feats.steps.numpy().astype(np.float32), "first": feats.first, "end": feats.end}
             records.append(Record(sample.id, values, arrays))
         return records
-
-    def _embed(self, model: ModelAdapter, classes: list[str]) -> torch.Tensor:
-        key = (id(model), tuple(classes))
-        if key not in self._text:
-            self._text[key] = embed_texts(model, prompts(classes, self.protocol.prompt))
-        return self._text[key]
 
     # -- metrics ---------------------------------------------------------------------------------------------
     def aggregate(self, records: list[Record]) -> dict[str, Metric]:

@@ -26,7 +26,7 @@ from harness.stats import mean_metric
 from harness.task import Metric, Record, Sample, SampleList, Task
 from harness.video import probe, read_frames, sample_indices
 from models.base import EMBED_TEXT, FEATURES, ModelAdapter
-from tasks.zeroshot.features import clip_features, cosine, embed_texts, fit_frames, prompts
+from tasks.zeroshot.features import ClassTexts, clip_features, cosine, fit_frames
 from tasks.zeroshot.probe import ProbeParams, fit_probe
 
 MODES = ("zeroshot", "probe")
@@ -64,7 +64,7 @@ class VideoClassification(Task):
 
     def __init__(self, **overrides: Any):
         super().__init__(**overrides)
-        self._text: dict[tuple[int, tuple[str, ...]], torch.Tensor] = {}
+        self._text = ClassTexts()
 
     def list_split(self, root: Path, split: str) -> SampleList:
         raise NotImplementedError
@@ -115,18 +115,12 @@ class VideoClassification(Task):
             values = {"role": sample.meta["role"], "label": int(sample.meta["label"]),
                       "num_classes": len(sample.meta["classes"]), "frame_indices": inputs["indices"]}
             if p.mode == "zeroshot":
-                text = self._embed(model, sample.meta["classes"])
+                text = self._text.get(model, sample.meta["classes"], self.protocol.prompt)
                 arrays = {"scores": cosine(pooled[i], text).numpy().astype(np.float64)}
             else:
                 arrays = {"feature": pooled[i].numpy().astype(np.float32)}
             records.append(Record(sample.id, values, arrays))
         return records
-
-    def _embed(self, model: ModelAdapter, classes: list[str]) -> torch.Tensor:
-        key = (id(model), tuple(classes))
-        if key not in self._text:
-            self._text[key] = embed_texts(model, prompts(classes, self.protocol.prompt))
-        return self._text[key]
 
     def aggregate(self, records: list[Record]) -> dict[str, Metric]:
         p = self.protocol

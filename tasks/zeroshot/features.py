@@ -161,3 +161,17 @@ def prompts(names: list[str], template: str) -> list[str]:
     if "{}" not in template:
         raise ValueError(f"prompt template {template!r} has no '{{}}' for the class name")
     return [template.replace("{}", class_text(n)) for n in names]
+
+
+class ClassTexts:
+    """The embedded class prompts of a task, computed once per (model, class list, template): every video of a
+    split asks for the same ones."""
+
+    def __init__(self):
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def get(self, model: ModelAdapter, classes: list[str], template: str) -> torch.Tensor:
+        key = (id(model), tuple(classes), template)
+        if key not in self._cache:
+            self._cache[key] = embed_texts(model, prompts(classes, template))
+        return self._cache[key]
