@@ -131,6 +131,13 @@ def get_config(name: str, model_overrides: dict[str, Any] | None = None,
         raise ValueError(f"unknown PyraTok config {name!r}; known: {', '.join(config_names())}")
     model_d, train_d = CONFIGS[base]
     cfg = PyraTokConfig.from_dict(model_d).replace(**ABLATIONS.get(ablation, {}))
+    return with_overrides(cfg, train_d, model_overrides, train_overrides)
+
+
+def with_overrides(cfg, train_d: dict[str, Any], model_overrides: dict[str, Any] | None,
+                   train_overrides: dict[str, Any] | None):
+    """(cfg, TrainConfig) with `--model-arg` overrides applied; a training field given as a model arg goes to the
+    training configuration. Shared by PyraTok and the learned baselines, whose configurations read PyraTok's."""
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     mo, to = dict(model_overrides or {}), dict(train_overrides or {})
     for k in list(mo):

@@ -9,7 +9,6 @@ the weights of each family's reference implementation) differ. Every field can b
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +100,7 @@ def config_names() -> list[str]:
 def get_config(family: str, name: str, model_overrides: dict[str, Any] | None = None,
                train_overrides: dict[str, Any] | None = None):
     """(BaselineConfig, models.pyratok.config.TrainConfig) of `family` under PyraTok's configuration `name`."""
-    from models.pyratok.config import TrainConfig, _coerce
+    from models.pyratok.config import with_overrides
 
     configs = _pyratok_configs()
     if name not in configs:
@@ -110,12 +109,4 @@ def get_config(family: str, name: str, model_overrides: dict[str, Any] | None = 
         raise ValueError(f"unknown baseline family {family!r}; known: {', '.join(FAMILIES)}")
     shared, train_d = configs[name]
     cfg = BaselineConfig.from_dict({"family": family, **shared, **FAMILY_DEFAULTS[family]})
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    mo, to = dict(model_overrides or {}), dict(train_overrides or {})
-    for k in list(mo):
-        if k in train_fields:
-            to[k] = mo.pop(k)
-    if mo:
-        cfg = cfg.replace(**{k: _coerce(getattr(cfg, k, None), v) for k, v in mo.items()})
-    base_train = TrainConfig(**train_d)
-    return cfg, dataclasses.replace(base_train, **{k: _coerce(getattr(base_train, k), v) for k, v in to.items()})
+    return with_overrides(cfg, train_d, model_overrides, train_overrides)
