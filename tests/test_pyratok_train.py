@@ -56,10 +56,16 @@ def test_train_resume_export_and_load(tmp_path):
 
     w, j = export_bundle(out, tmp_path / "bundle" / "pt")
     adapter = PyraTokAdapter(checkpoint=str(tmp_path / "bundle" / "pt"))
+    # model args given with a checkpoint must match it (a sweep passes its grid values next to the checkpoint)
+    PyraTokAdapter(checkpoint=str(tmp_path / "bundle" / "pt"), levels="2", steps="3")
+    with pytest.raises(ValueError, match="has levels=2, but the run asks for levels='3'"):
+        PyraTokAdapter(checkpoint=str(tmp_path / "bundle" / "pt"), levels="3")
     assert adapter.weight_hashes()["weights"] == sha256_file(w)
     x = torch.rand(1, 3, 5, 32, 32) * 2 - 1
     tokens = adapter.encode(x)
-    assert tokens.bits.item() == 2 * 4 * 4 * 16 and adapter.decode(tokens).shape == x.shape
+    cfg = adapter.model.cfg  # tiny: 4 bits x 5 residual stages per token, read by the decoder at the last level
+    assert (cfg.codebook_bits, cfg.residual_stages) == (4, 5)
+    assert tokens.bits.item() == 2 * 4 * 4 * 20 and adapter.decode(tokens).shape == x.shape
 
 
 def test_config_names_and_ablation_knobs():

@@ -26,6 +26,22 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 BUNDLED = WEIGHTS_DIR / "pyratok-tiny"
 
 
+def check_overrides(cfg, train: dict[str, Any], overrides: dict[str, Any], checkpoint: str) -> None:
+    """Model args given with a checkpoint must agree with what it was built and trained with (a sweep passes its
+    grid values alongside the checkpoint): a disagreement would record one configuration and run another."""
+    import dataclasses
+
+    from models.pyratok.config import _coerce
+
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    for key, value in overrides.items():
+        if key in ("text_encoder", "vae"):
+            continue  # runtime choices: where the text encoder / pretrained VAE are read from
+        have = getattr(cfg, key) if key in fields else train.get(key, value)
+        if _coerce(have, value) != have and str(value) != str(have):
+            raise ValueError(f"checkpoint {checkpoint} has {key}={have!r}, but the run asks for {key}={value!r}")
+
+
 class PyraTokAdapter(ModelAdapter):
     capabilities = frozenset({RECONSTRUCT, FEATURES, EMBED_TEXT, GENERATE})
     metadata = ModelMetadata("PyraTok (LaPQ on the Wan-2.1 causal VAE)", family="pyratok", compression=(4, 8, 8),
@@ -54,6 +70,7 @@ class PyraTokAdapter(ModelAdapter):
             weights, meta = bundle_files(ckpt, "pyratok", BUNDLED)
             info = read_json(meta)
             cfg = PyraTokConfig.from_dict(info["config"])
+            check_overrides(cfg, info.get("train") or {}, overrides, ckpt)
             runtime = {k: v for k, v in overrides.items() if k in ("text_encoder", "vae")}
             if runtime:
                 cfg = cfg.replace(**runtime)
