@@ -7,7 +7,9 @@ from models.pyratok.prior import HierarchyPrior
 from models.tokenizer.backbone import BackboneConfig, WanBackbone
 from models.tokenizer.quantizer import TextContext
 
-TINY = {"base_dim": 8, "text_width": 384}
+# the paper's code layout (one 16-bit sign stage per level) on the tiny backbone; the bundled tiny checkpoint uses
+# 4 bits x 5 residual stages (test_residual_stage_tokens below)
+TINY = {"base_dim": 8, "text_width": 384, "codebook_bits": 16, "residual_stages": 1}
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +156,21 @@ def test_sampling_covers_the_decoded_level_in_full_and_earlier_levels_over_one_f
     assert 1 <= int(sampled.sum()) <= 8 and torch.equal((out[0] != 0).any(1), (out[0] != 0).all(1))
     again = prior.sample(_toy_text(1, 4), shapes, temperature=1.0, generator=torch.Generator().manual_seed(5))
     assert torch.equal((again[0] != 0).all(1)[0], sampled)  # the region is fixed (centred), not drawn per call
+
+
+def test_residual_stage_tokens():
+    """The bundled layout: 4 bits x 5 residual stages per token; each stage is a code level of its own, the bit
+    count is the last level's 20 bits per cell, and the decoder reads every stage of it."""
+    from models.pyratok.adapter import PyraTokAdapter
+
+    torch.manual_seed(0)
+    a = PyraTokAdapter(checkpoint="none", config="tiny", base_dim=8, text_width=384)
+    assert (a.model.cfg.codebook_bits, a.model.cfg.residual_stages) == (4, 5) and a.metadata.code_bits == 20
+    x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+    tokens = a.encode(x)
+    assert [lv.name for lv in tokens.levels[-5:]] == [f"l4.s{i}" for i in range(5)]
+    assert all(lv.codebook_size == 2 ** 4 for lv in tokens.levels)
+    assert tokens.bits.item() == 3 * 4 * 4 * 20
+    y = a.decode(tokens)
+    tokens.levels[-1].bits[0, 0, 0, 0, 0] ^= 1  # the finest stage of the last level still changes the output
+    assert not torch.equal(a.decode(tokens), y)

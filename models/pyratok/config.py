@@ -104,8 +104,9 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "tiny": ({"backbone": asdict(TINY_BACKBONE), "lapq_dim": 32, "lapq_heads": 2, "text_dim": 128,
               "text_hidden": 256, "ar_dim": 64, "ar_layers": 2, "ar_heads": 2, "ar_window": 128,
               "aux_warmup": 600, "mask_prob": 0.1, "init": "downsample", "w_text_align": 0.5, "w_entropy": 0.1,
+              "codebook_bits": 4, "residual_stages": 5,
               "freeze": ["backbone.vae.encoder", "backbone.vae.quant_conv", "quantizer.blocks.3"]},
-             {"crop": [32, 48, 64], "warmup": 50, "steps": 1000, "lr": 3e-4, "save_every": 50, "threads": 1}),
+             {"crop": [32, 48, 64], "warmup": 50, "steps": 1000, "lr": 1e-4, "save_every": 50, "threads": 1}),
     # the paper's configuration on the release backbone (Wan 2.1 VAE, 4 levels, 16-bit shared codebook)
     "paper": ({"lapq_dim": 256, "lapq_heads": 8, "text_dim": 256, "text_hidden": 1024, "ar_dim": 512,
                "ar_layers": 6, "ar_heads": 8, "ar_window": 1024},

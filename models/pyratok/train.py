@@ -95,16 +95,25 @@ def structured_init(model, mixture: ClipMixture, tcfg: TrainConfig) -> float:
 
     from harness.video import to_model_input
     from models.tokenizer.structured_init import init_backbone_as_downsample, init_binary_readout, \
-        init_lapq_last_level
+        init_lapq_last_level, init_successive_bits
 
     init_backbone_as_downsample(model.backbone.vae)
-    init_lapq_last_level(model.quantizer.blocks[-1], model.cfg.codebook_bits)
+    last = model.quantizer.blocks[-1]
+    init_lapq_last_level(last, model.cfg.codebook_bits)
     rng = np.random.default_rng([tcfg.seed, 99])
     clips = []
     for name, n in mixture.counts(8).items():
         clips += [mixture.sources[name].sample(rng, 17, 64, tcfg.resize) for _ in range(n)]
     calib = to_model_input(torch.stack([c.frames for c in clips]))
     model.eval()
+    if model.cfg.residual_stages > 1:
+        seen = []
+        hook = last.to_bits.register_forward_pre_hook(lambda _, args: seen.append(args[0].reshape(-1, args[0].shape[-1])))
+        with torch.no_grad():
+            feats = model.backbone.encode_taps(calib, list(model.quantizer.taps))
+            model.quantizer([feats[t] for t in model.quantizer.taps], None)
+        hook.remove()
+        init_successive_bits(last.to_bits, seen[-1], model.cfg.residual_stages)
     err = init_binary_readout(model, calib)
     model.train()
     return err
