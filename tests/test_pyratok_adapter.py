@@ -22,7 +22,7 @@ def test_the_bundled_checkpoint_is_small_and_documented():
     w, j = Path(f"{BUNDLED}.safetensors"), Path(f"{BUNDLED}.json")
     assert w.exists() and j.exists() and w.stat().st_size <= 20 * 2 ** 20
     info = json.loads(j.read_text())
-    assert info["config"]["levels"] == 4 and info["config"]["codebook_bits"] == 16 and info["step"] > 0
+    assert info["config"]["levels"] == 4 and (info["config"]["codebook_bits"], info["config"]["residual_stages"]) == (4, 5) and info["step"] > 0
     assert info["weights"] == w.name
 
 
@@ -43,7 +43,7 @@ def test_tiled_inference_matches_untiled_without_seams(bundled):
     finally:
         bundled.args.update(tiling="auto", tile=256, overlap=64)
     assert tiled.shape == full.shape
-    assert tokens.bits.item() == 3 * 8 * 12 * 16  # one code grid: the same bits as untiled
+    assert tokens.bits.item() == 3 * 8 * 12 * 20  # one code grid: the same bits as untiled
     err = (tiled - full).abs()
     seam = err[..., 32:64].mean()  # the columns where the two tiles overlap
     assert err.mean() < 0.03 and seam < 0.05
@@ -53,7 +53,7 @@ def test_tiled_inference_matches_untiled_without_seams(bundled):
 
 def test_embed_text_lives_in_the_code_space(bundled):
     e = bundled.embed_text(["a red square", "a blue circle", "a red square"])
-    assert e.shape == (3, 16) and torch.allclose(e[0], e[2]) and not torch.allclose(e[0], e[1])
+    assert e.shape == (3, 4) and torch.allclose(e[0], e[2])  # the code space: 4 bit channels and not torch.allclose(e[0], e[1])
     assert "text_encoder/model.safetensors" in bundled.weight_hashes()
 
 
@@ -65,10 +65,11 @@ def test_harness_run_ucf101_recon_with_the_bundled_checkpoint(tmp_path, ucf_mini
                  "--no-progress"]) == 0
     res = json.loads(next(tmp_path.glob("pyratok/ucf101-recon@v1/*/result.json")).read_text())
     m = res["metrics"]
-    assert m["bpp"]["value"] == pytest.approx(5 * 16 * 16 * 16 / (17 * 128 * 128))  # 0.0735
+    assert m["bpp"]["value"] == pytest.approx(5 * 16 * 16 * 20 / (17 * 128 * 128))  # 0.0919: 4 bits x 5 stages
     assert 10 < m["psnr_frame"]["value"] < 60 and 0 < m["ssim"]["value"] <= 1
-    assert m["tokens_per_clip"]["value"] == 17 * 64 * 64 + 9 * 32 * 32 + 2 * 5 * 16 * 16
+    # every residual stage is a code at each cell (as RVQ's stages are)
+    assert m["tokens_per_clip"]["value"] == 5 * (17 * 64 * 64 + 9 * 32 * 32 + 2 * 5 * 16 * 16)
     for level in ("l1", "l2", "l3", "l4"):
-        assert f"codebook/{level}/used_fraction" in m
+        assert all(f"codebook/{level}.s{i}/used_fraction" in m for i in range(5))
     assert res["model"]["weights"]["weights"] == sha256_file(f"{BUNDLED}.safetensors")
-    assert res["task"]["data"]["limited"] is True and res["model"]["metadata"]["code_bits"] == 16
+    assert res["task"]["data"]["limited"] is True and res["model"]["metadata"]["code_bits"] == 20
