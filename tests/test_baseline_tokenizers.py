@@ -37,7 +37,8 @@ def test_the_recipe_is_pyratoks_tiny_and_only_the_quantizer_differs(family):
     assert tcfg == ptcfg  # optimizer, schedule, steps, batch, crops, data mixture and seed
     assert (cfg.w_recon, cfg.w_quant, cfg.w_l1, cfg.w_ssim) == (pcfg.w_recon, pcfg.w_codebook, pcfg.w_l1,
                                                                 pcfg.w_ssim)
-    assert cfg.bits_per_cell == pcfg.codebook_bits == 16
+    # 16 bits per cell: the paper's PyraTok layout; the bundled PyraTok codes 4 bits x 5 residual stages (20)
+    assert cfg.bits_per_cell == 16 and pcfg.codebook_bits * pcfg.residual_stages == 20
     # the same parts stay frozen: the encoder side, and the quantizer that reads it (PyraTok's decoded last level)
     assert pcfg.freeze == ["backbone.vae.encoder", "backbone.vae.quant_conv", "quantizer.blocks.3"]
     assert cfg.freeze == ["backbone.vae.encoder", "backbone.vae.quant_conv", "quantizer.project_in"]
