@@ -38,6 +38,7 @@ def check_overrides(cfg, train: dict[str, Any], overrides: dict[str, Any], check
         if key in ("text_encoder", "vae"):
             continue  # runtime choices: where the text encoder / pretrained VAE are read from
         have = getattr(cfg, key) if key in fields else train.get(key, value)
+        # CLI and YAML values arrive as strings ("4", "3e-4", "[1, 2]"): equal after coercion or as text is equal
         if _coerce(have, value) != have and str(value) != str(have):
             raise ValueError(f"checkpoint {checkpoint} has {key}={have!r}, but the run asks for {key}={value!r}")
 

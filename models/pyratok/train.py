@@ -88,6 +88,19 @@ def apply_freeze(model, prefixes) -> int:
     return n
 
 
+@torch.no_grad()
+def _to_bits_inputs(model, calib: torch.Tensor) -> torch.Tensor:
+    """(N, dim): what the last LaPQ level's `to_bits` projection reads on the calibration clips."""
+    seen = []
+    hook = model.quantizer.blocks[-1].to_bits.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    try:
+        feats = model.backbone.encode_taps(calib, list(model.quantizer.taps))
+        model.quantizer([feats[t] for t in model.quantizer.taps], None)
+    finally:
+        hook.remove()
+    return seen[-1].reshape(-1, seen[-1].shape[-1])
+
+
 def structured_init(model, mixture: ClipMixture, tcfg: TrainConfig) -> float:
     """Start from the area-downsampling baseline (see models/tokenizer/structured_init.py); the bit read-out is fit
     on one calibration batch of 8 clips (17 frames, 64x64) from the training sources."""
@@ -106,14 +119,8 @@ def structured_init(model, mixture: ClipMixture, tcfg: TrainConfig) -> float:
         clips += [mixture.sources[name].sample(rng, 17, 64, tcfg.resize) for _ in range(n)]
     calib = to_model_input(torch.stack([c.frames for c in clips]))
     model.eval()
-    if model.cfg.residual_stages > 1:
-        seen = []
-        hook = last.to_bits.register_forward_pre_hook(lambda _, args: seen.append(args[0].reshape(-1, args[0].shape[-1])))
-        with torch.no_grad():
-            feats = model.backbone.encode_taps(calib, list(model.quantizer.taps))
-            model.quantizer([feats[t] for t in model.quantizer.taps], None)
-        hook.remove()
-        init_successive_bits(last.to_bits, seen[-1], model.cfg.residual_stages)
+    if model.cfg.residual_stages > 1:  # successive-approximation codes of the colours `to_bits` reads
+        init_successive_bits(last.to_bits, _to_bits_inputs(model, calib), model.cfg.residual_stages)
     err = init_binary_readout(model, calib)
     model.train()
     return err
