@@ -26,7 +26,7 @@ import torch.nn as nn
 K = 10.0  # the constant channel's value
 ANCHOR_GAIN = 0.01  # gain of the constant channel after a norm: it normalizes, but barely feeds the next layer
 GAIN = 0.3  # RMS-norm gain on colour channels, so SiLU(v) ~ v / 2 (a smaller gain is more linear, but Adam then
-# moves the gain by a large fraction of itself each step: measured, training from 0.03 lost more PSNR than from 0.3)
+# moves the gain by a large fraction of itself each step: measured, 150 steps from 0.03 ended 0.2 dB under 0.3)
 
 
 def _identity_conv(conv: nn.Module, scale: float = 1.0, time_tap: int | None = None) -> None:
@@ -144,9 +144,9 @@ def init_successive_bits(to_bits: nn.Linear, inputs: torch.Tensor, stages: int, 
     """Fit `to_bits` (reading `inputs`, (N, dim) samples of its input) so that each bit channel is one principal
     colour direction of the inputs, spread over the full range of `stages` residual sign stages: the calibration
     range of the projection, widened by a quarter on each side (other clips hold other colours), maps onto [-2, 2],
-    whose 2^S cells of width 4 / 2^S are the stages' levels. Channels
-    beyond the number of colours go to the direction with the coarsest cells and are staggered by a fraction of a
-    cell, so the read-out averages them into finer steps."""
+    whose 2^S cells of width 4 / 2^S are the stages' levels. Channels beyond the number of colours go to the
+    direction with the coarsest cells and are staggered by a fraction of a cell, so the read-out averages them into
+    finer steps."""
     k = to_bits.out_features
     mean = inputs.mean(0)
     _, _, vh = torch.linalg.svd(inputs - mean, full_matrices=False)
