@@ -26,6 +26,11 @@ class PyraTokConfig(WithBackbone):
     residual_stages: int = 1
     lapq_dim: int = 64
     lapq_heads: int = 4
+    # the shallow levels' lateral from the tap (the last level's is always the paper's 1x1x1): kernel 1 and depth 1
+    # is the paper's; a causal k x k x k conv stack lets a level whose tap has no motion features (a small model's
+    # frozen area-downsample trunk) see motion and shape before it is aligned with text
+    lateral_kernel: int = 1
+    lateral_depth: int = 1
     text_scale: float = 0.7  # the release's lapq_text_condition_scale (its code forces 0; here it is used)
     align_levels: Any = "all"  # "none" | "last" | "all" | [1-based levels]
     inv_temperature: float = 100.0
@@ -55,6 +60,10 @@ class PyraTokConfig(WithBackbone):
     align_mode: str = "contrastive"  # "contrastive" (strengthened, default) | "paper" (literal per-token KL)
     align_temperature: float = 0.1
     align_negatives: int = 32  # extra captions (text only) each clip is contrasted against
+    align_pooling: str = "text"  # "text": text-conditioned pooling of token-caption cosines; "mean": the cosine of
+    #                              the mean-pooled tokens, the pooling of the classification, retrieval and TAL tasks
+    text_condition: float = 1.0  # share of captioned training clips whose LaPQ cross-attention sees the caption
+    #                              (alignment always uses it); 0: learn alignment from text-free encoding, as evaluated
     # autoregressive prior
     ar_dim: int = 128
     ar_layers: int = 2
@@ -89,6 +98,8 @@ class TrainConfig:
     save_every: int = 100
     seed: int = 0
     threads: int = 0  # torch threads (0: leave torch's default)
+    init_from: str | None = None  # a checkpoint folder or bundle stem whose weights start a fresh run (by name and shape)
+    scene_time_stride: int = 1  # scene clips take every s-th frame, s drawn from 1..this (evaluations sample strided)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +123,19 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                "ar_layers": 6, "ar_heads": 8, "ar_window": 1024},
               {"lr": 1e-5, "batch_size": 4, "clip_frames": 17, "crop": 256, "resize": 256, "steps": 30000}),
 }
+# Second stages, run from a first stage's weights (`--model-arg init_from=<checkpoint>`). `semantic` (experimental,
+# docs/pyratok.md "A semantic second stage") trains what the zero-shot tasks read and reconstruction does not (the
+# shallow levels, now with causal 3x3x3 conv laterals, the text path, the prior) with everything on the decoded path
+# frozen (encoder, quant_conv, the last level, the null text token: the reconstruction stays bit-identical); no
+# decoding; alignment learned from text-free encodings of whole 128x128 clips, scored by mean pooling as the tasks.
+STAGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "semantic": ({"lateral_kernel": 3, "lateral_depth": 2,
+                  "freeze": ["backbone", "quantizer.blocks.last", "text_adapter.null"], "w_recon": 0.0,
+                  "text_condition": 0.0, "align_pooling": "mean", "aux_warmup": 0, "mask_prob": 0.0,
+                  "w_text_align": 1.0},
+                 {"steps": 1500, "lr": 1e-3, "warmup": 50, "crop": 128, "clip_frames": 17, "batch_size": 8,
+                  "scene_fraction": 1.0, "caption_dropout": 0.1, "scene_time_stride": 4}),
+}
 ABLATIONS: dict[str, dict[str, Any]] = {
     **{f"levels{n}": {"levels": n} for n in (1, 2, 3, 4)},
     **{f"bits{k}": {"codebook_bits": k} for k in (10, 14, 18)},
@@ -121,18 +145,19 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 
 def config_names() -> list[str]:
-    return sorted(list(CONFIGS) + [f"{base}-{ab}" for base in CONFIGS for ab in ABLATIONS])
+    return sorted(list(CONFIGS) + [f"{base}-{ab}" for base in CONFIGS for ab in (*ABLATIONS, *STAGES)])
 
 
 def get_config(name: str, model_overrides: dict[str, Any] | None = None,
                train_overrides: dict[str, Any] | None = None) -> tuple[PyraTokConfig, TrainConfig]:
     """A named configuration ("tiny", "paper", "tiny-levels2", "paper-bits18", ...) with overrides applied."""
-    base, _, ablation = name.partition("-")
-    if base not in CONFIGS or (ablation and ablation not in ABLATIONS):
+    base, _, variant = name.partition("-")
+    if base not in CONFIGS or (variant and variant not in ABLATIONS and variant not in STAGES):
         raise ValueError(f"unknown PyraTok config {name!r}; known: {', '.join(config_names())}")
     model_d, train_d = CONFIGS[base]
-    cfg = PyraTokConfig.from_dict(model_d).replace(**ABLATIONS.get(ablation, {}))
-    return with_overrides(cfg, train_d, model_overrides, train_overrides)
+    stage_model, stage_train = STAGES.get(variant, ({}, {}))
+    cfg = PyraTokConfig.from_dict(model_d).replace(**ABLATIONS.get(variant, {}), **stage_model)
+    return with_overrides(cfg, {**train_d, **stage_train}, model_overrides, train_overrides)
 
 
 def with_overrides(cfg, train_d: dict[str, Any], model_overrides: dict[str, Any] | None,

@@ -1,6 +1,7 @@
 """LaPQ: the language-aligned pyramidal quantizer (paper §3.2, Eq. 1): q(l) = Q_l(q(l-1), F(l), e_t).
 
-Each level l reads encoder features F(l) at its own depth through a lateral 1x1x1 Conv3D, adds the previous level's
+Each level l reads encoder features F(l) at its own depth through a lateral 1x1x1 Conv3D (optionally, for the
+shallow levels, a small causal conv stack: `CausalLateral`), adds the previous level's
 quantized code resampled to its grid (causal average pooling) and projected, normalizes (LayerNorm), lets every
 visual token attend to the projected text tokens (multi-head cross-attention, residual with a fixed scale, as in the
 release's LaPQuantizer3D but switched on), and projects to k bits. The bits are sign-quantized with a straight-through
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from models.tokenizer.binary import factorized_entropy_loss, residual_sign_quantize
 from models.tokenizer.quantizer import QuantizedLevel, Quantizer, QuantizerOutput, TextContext, causal_pool
@@ -48,11 +50,34 @@ def parse_align_levels(spec, levels: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+class CausalLateral(nn.Sequential):
+    """`depth` k x k x k Conv3D layers (SiLU between) from a tap to the level's width, causal in time: each output
+    step sees its own and the k-1 previous steps (zero padding before frame 0, as the Wan encoder's causal convs),
+    and space is zero-padded to keep the grid. Kernel 1 and depth 1 is the paper's 1x1x1 lateral."""
+
+    def __init__(self, in_channels: int, dim: int, kernel: int = 1, depth: int = 1):
+        if kernel < 1 or kernel % 2 == 0 or depth < 1:
+            raise ValueError(f"lateral kernel must be odd and >= 1 and depth >= 1, got {kernel}, {depth}")
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            if i:
+                layers.append(nn.SiLU())
+            layers.append(nn.Conv3d(in_channels if i == 0 else dim, dim, kernel))
+        super().__init__(*layers)
+        self.pad = (kernel // 2, kernel // 2, kernel // 2, kernel // 2, kernel - 1, 0)  # (w, w, h, h, t before, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(F.pad(x, self.pad) if isinstance(layer, nn.Conv3d) and any(self.pad) else x)
+        return x
+
+
 class LaPQLevel(nn.Module):
     def __init__(self, in_channels: int, dim: int, bits: int, text_dim: int, heads: int, has_prev: bool,
-                 attend_text: bool, text_scale: float):
+                 attend_text: bool, text_scale: float, lateral_kernel: int = 1, lateral_depth: int = 1):
         super().__init__()
-        self.lateral = nn.Conv3d(in_channels, dim, 1)
+        self.lateral = (nn.Conv3d(in_channels, dim, 1) if lateral_kernel == 1 and lateral_depth == 1
+                        else CausalLateral(in_channels, dim, lateral_kernel, lateral_depth))
         self.prev = nn.Linear(bits, dim) if has_prev else None
         self.norm = nn.LayerNorm(dim)
         self.attend_text = attend_text
@@ -85,7 +110,8 @@ class LaPQ(Quantizer):
 
     def __init__(self, tap_channels: dict[str, int], tap_strides: dict[str, tuple[int, int, int]], levels: int = 4,
                  bits: int = 16, residual_stages: int = 1, dim: int = 64, heads: int = 4, text_dim: int = 256,
-                 align_levels="all", text_scale: float = 0.7, inv_temperature: float = 100.0):
+                 align_levels="all", text_scale: float = 0.7, inv_temperature: float = 100.0,
+                 lateral_kernel: int = 1, lateral_depth: int = 1):
         super().__init__()
         if not 1 <= bits <= 30:
             raise ValueError(f"codebook_bits must be 1..30, got {bits}")
@@ -97,8 +123,10 @@ class LaPQ(Quantizer):
         self.text_levels = parse_align_levels(align_levels, levels)
         self.strides = [tuple(tap_strides[t]) for t in self.taps]
         self.level_names = [f"l{i + 1}" for i in range(levels)]
+        shallow = {"lateral_kernel": lateral_kernel, "lateral_depth": lateral_depth}  # the last level keeps 1x1x1
         self.blocks = nn.ModuleList(
-            LaPQLevel(tap_channels[tap], dim, bits, text_dim, heads, i > 0, i in self.text_levels, text_scale)
+            LaPQLevel(tap_channels[tap], dim, bits, text_dim, heads, i > 0, i in self.text_levels, text_scale,
+                      **(shallow if i < levels - 1 else {}))
             for i, tap in enumerate(self.taps))
 
     def forward(self, features: list[torch.Tensor], text: TextContext | None = None) -> QuantizerOutput:

@@ -11,7 +11,8 @@ so weights do not depend on the codebook size); the alignment terms are averaged
   text-conditioned alignment "paper":        E_i KL(p(.|z_i) || sg p(.|e_t))  (literal Eq. 2, term 4)
                              "contrastive":  KL(t || p) between soft assignments of each clip to a set of captions
                                              (its own, the batch's, and text-only negatives): p from the clip's
-                                             tokens (text-conditioned pooling of token-caption cosines), t from the
+                                             tokens (text-conditioned pooling of token-caption cosines, or their
+                                             mean: `align_pooling`), t from the
                                              frozen encoder's caption-caption similarity (the stop-gradient target)
   text-codebook alignment    KL(mean_i p(.|z_i) || sg p(.|e_t)): the clip's codebook usage against the caption's
                              assignment over the codebook (term 5; per clip, factorized)
@@ -59,9 +60,15 @@ def text_codebook_alignment(z: torch.Tensor, e_t: torch.Tensor, temperature: flo
     return kl.mean()
 
 
-def clip_caption_scores(z: torch.Tensor, e: torch.Tensor, pool_temperature: float = 0.1) -> torch.Tensor:
-    """(B, N) clip-caption scores: for each caption, the cosine of every token with it, pooled over tokens by a
-    softmax of those cosines (text-conditioned pooling: the tokens that match the caption decide)."""
+def clip_caption_scores(z: torch.Tensor, e: torch.Tensor, pool_temperature: float = 0.1,
+                        pooling: str = "text") -> torch.Tensor:
+    """(B, N) clip-caption scores. pooling "text": for each caption, the cosine of every token with it, pooled over
+    tokens by a softmax of those cosines (text-conditioned pooling: the tokens that match the caption decide);
+    "mean": the cosine of the tokens' mean with the caption, as the classification, retrieval and TAL tasks score."""
+    if pooling == "mean":
+        return F.normalize(z.flatten(2).mean(-1), dim=-1) @ F.normalize(e, dim=-1).t()
+    if pooling != "text":
+        raise ValueError(f"align_pooling must be 'text' or 'mean', got {pooling!r}")
     u = F.normalize(z.flatten(2), dim=1)  # (B, k, n)
     cos = torch.einsum("bkn,ck->bcn", u, F.normalize(e, dim=-1))  # (B, N, n)
     w = torch.softmax(cos / pool_temperature, dim=-1)
@@ -69,13 +76,14 @@ def clip_caption_scores(z: torch.Tensor, e: torch.Tensor, pool_temperature: floa
 
 
 def contrastive_text_alignment(z: torch.Tensor, e_all: torch.Tensor, own: torch.Tensor, raw_all: torch.Tensor,
-                               temperature: float, target_temperature: float = 0.05) -> torch.Tensor:
+                               temperature: float, target_temperature: float = 0.05,
+                               pooling: str = "text") -> torch.Tensor:
     """KL(t || p) of each captioned clip's soft assignment over N captions.
 
     z (B, k, t, h, w) code values of B captioned clips; e_all (N, k) captions in code space (trainable projection);
     own (B,) index of each clip's caption among the N; raw_all (N, D) the frozen encoder's sentence embeddings,
     whose cosine similarities give the soft targets (identical or near-identical captions share the mass)."""
-    scores = clip_caption_scores(z, e_all) / temperature
+    scores = clip_caption_scores(z, e_all, pooling=pooling) / temperature
     raw = F.normalize(raw_all, dim=-1)
     target = torch.softmax((raw[own] @ raw.t()) / target_temperature, dim=-1).detach()
     return F.kl_div(F.log_softmax(scores, -1), target, reduction="batchmean")

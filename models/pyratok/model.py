@@ -34,7 +34,8 @@ class PyraTokModel(TokenizerModel):
         quantizer = LaPQ(backbone.tap_channels, backbone.tap_strides, levels=cfg.levels, bits=cfg.codebook_bits,
                          residual_stages=cfg.residual_stages, dim=cfg.lapq_dim, heads=cfg.lapq_heads,
                          text_dim=cfg.text_dim, align_levels=cfg.align_levels, text_scale=cfg.text_scale,
-                         inv_temperature=cfg.inv_temperature)
+                         inv_temperature=cfg.inv_temperature, lateral_kernel=cfg.lateral_kernel,
+                         lateral_depth=cfg.lateral_depth)
         super().__init__(backbone, quantizer)
         self._text_encoder = text_encoder
         self.cfg = cfg
@@ -96,17 +97,25 @@ class PyraTokModel(TokenizerModel):
         cfg = self.cfg
         device = video.device
         text = self.text_context(captions, device)
+        cond = text  # what LaPQ's cross-attention sees: the caption for a share `text_condition` of the clips
+        if cfg.text_condition < 1.0:
+            keep = torch.rand(len(captions), generator=generator) < cfg.text_condition
+            cond = self.text_context([c if k else None for c, k in zip(captions, keep.tolist())], device)
         x_in = video
         masked = cfg.mask_prob > 0 and float(torch.rand(1, generator=generator)) < cfg.mask_prob
         if masked:
             x_in = mask_video(video, generator, cfg.mask_frames, cfg.mask_spatial_max, cfg.mask_patch)
         taps = list(self.quantizer.taps) + ([DRIFT_TAP] if self._drift_ref and cfg.w_drift > 0 else [])
         feats = self.backbone.encode_taps(x_in, list(dict.fromkeys(taps)))
-        q: QuantizerOutput = self.quantizer([feats[t] for t in self.quantizer.taps], text)
-        recon = self.decode_value(q.quantized, clamp=False)
-        terms = dict(self.recon_terms(recon, video))
-        terms["commitment"], terms["entropy"] = q.losses["commitment"], q.losses["entropy"]
+        q: QuantizerOutput = self.quantizer([feats[t] for t in self.quantizer.taps], cond)
         zero = video.new_zeros(())
+        recon = None
+        if cfg.w_recon > 0:
+            recon = self.decode_value(q.quantized, clamp=False)
+            terms = dict(self.recon_terms(recon, video))
+        else:  # a stage that trains only the shallow levels and the text path does not decode
+            terms = {"l1": zero, "ssim": zero}
+        terms["commitment"], terms["entropy"] = q.losses["commitment"], q.losses["entropy"]
         terms["hierarchical"] = hierarchical_kl(q.levels, cfg.kl_temperature) if len(q.levels) > 1 else zero
         terms.update(self._alignment(q, text, captions, negatives))
         terms["ar"] = self.prior.loss(text, [torch.cat(lv.stage_codes, 1) for lv in q.levels], generator) \
@@ -125,7 +134,8 @@ class PyraTokModel(TokenizerModel):
                               + cfg.w_text_codebook * terms["text_codebook"]))
         terms["total"] = (cfg.w_recon * recon_total + cfg.w_codebook * codebook + ramp * cfg.w_ar * terms["ar"]
                           + cfg.w_drift * terms["drift"])
-        terms["_recon"] = recon.detach()
+        if recon is not None:
+            terms["_recon"] = recon.detach()
         terms["masked"] = torch.tensor(float(masked))
         return terms
 
@@ -148,7 +158,8 @@ class PyraTokModel(TokenizerModel):
         for lv in levels:
             z = q.levels[lv].z[rows]
             if self.cfg.align_mode == "contrastive":
-                align = align + contrastive_text_alignment(z, e_all, own, raw, self.cfg.align_temperature)
+                align = align + contrastive_text_alignment(z, e_all, own, raw, self.cfg.align_temperature,
+                                                           pooling=self.cfg.align_pooling)
             elif self.cfg.align_mode == "paper":
                 align = align + paper_text_alignment(z, e_own, self.cfg.kl_temperature)
             else:

@@ -32,11 +32,12 @@ def build_data(data: str, tcfg: TrainConfig, data_root: str | None, cache_root: 
     sources, fractions = {}, {}
     seed = tcfg.seed + 1000 * int(os.environ.get("RANK", 0))  # every DDP rank draws its own clips
     for n in names:
-        kwargs = {"seed": seed} if n == "scenes" else {"data_root": data_root, "cache_root": cache_root}
+        kwargs = ({"seed": seed, "time_stride": tcfg.scene_time_stride} if n == "scenes"
+                  else {"data_root": data_root, "cache_root": cache_root})
         sources[n] = build_source(n, **kwargs)
     video_names = [n for n in names if n != "scenes"]
     if "scenes" not in names and tcfg.scene_fraction > 0:
-        sources["scenes"] = build_source("scenes", seed=seed)
+        sources["scenes"] = build_source("scenes", seed=seed, time_stride=tcfg.scene_time_stride)
     scene_share = tcfg.scene_fraction if video_names else 1.0
     for n in video_names:
         fractions[n] = (1 - scene_share) / len(video_names)
@@ -75,17 +76,59 @@ def export_bundle(checkpoint_dir: str | Path, out_stem: str | Path, half: bool =
     return weights, stem.with_suffix(".json")
 
 
+def load_matching(model, source: str | Path) -> list[str]:
+    """Start `model` from another run's weights (a checkpoint folder or a bundle's .safetensors / stem): every
+    parameter or buffer with the same name and shape is copied; returns the names left at their fresh values (a
+    module the source lacks or has in another shape). Safetensors only: loading executes no code."""
+    from safetensors.torch import load_file
+
+    src = Path(source)
+    path = src / "model.safetensors" if src.is_dir() else src.with_suffix(".safetensors")
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: no weights at {path} (give a checkpoint folder or a bundle stem)")
+    weights = load_file(str(path))
+    state = model.state_dict()
+    fresh = []
+    with torch.no_grad():
+        for name, value in state.items():
+            if name in weights and weights[name].shape == value.shape:
+                value.copy_(weights[name].to(value.dtype))
+            else:
+                fresh.append(name)
+    return fresh
+
+
 def apply_freeze(model, prefixes) -> int:
-    """requires_grad=False on parameters whose names start with one of `prefixes`; returns how many values."""
+    """requires_grad=False on parameters whose names start with one of `prefixes` ("quantizer.blocks.last" names
+    the last LaPQ level whatever the number of levels); returns how many values."""
     if not prefixes:
         return 0
     prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+    symbolic = "quantizer.blocks.last"
+    if any(x.startswith(symbolic) for x in prefixes):
+        last = f"quantizer.blocks.{len(model.quantizer.blocks) - 1}"
+        prefixes = [last + x[len(symbolic):] if x.startswith(symbolic) else x for x in prefixes]
     n = 0
     for name, p in model.named_parameters():
         if any(name.startswith(x) for x in prefixes):
             p.requires_grad_(False)
             n += p.numel()
     return n
+
+
+def check_decoded_path_frozen(model) -> None:
+    """A stage without the reconstruction loss must not move what the decoder reads: the backbone, the last level
+    and the null text token frozen, and a last level that ignores the shallower codes (its `prev` projection zero,
+    as the structured start leaves it). Otherwise it raises, naming what would change."""
+    last = model.quantizer.blocks[-1]
+    moving = [n for n, p in model.named_parameters() if p.requires_grad and (
+        n.startswith(("backbone.", "text_adapter.null", f"quantizer.blocks.{len(model.quantizer.blocks) - 1}.")))]
+    if moving:
+        raise ValueError(f"w_recon=0 but the decoded path would train ({', '.join(moving[:4])}...): freeze it")
+    if last.prev is not None and bool(last.prev.weight.detach().abs().sum() > 0):
+        raise ValueError("w_recon=0 but the last level reads the shallower levels' codes (its prev projection is "
+                         "non-zero), so training them would change the reconstruction; start from a checkpoint "
+                         "whose last level ignores them (the structured start) or keep the reconstruction loss")
 
 
 @torch.no_grad()
@@ -155,12 +198,18 @@ def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = No
           f"{cfg.levels} levels x {cfg.codebook_bits} bits, align {cfg.align_levels} ({cfg.align_mode}); "
           f"LPIPS {'on' if model.lpips.available else 'off: ' + model.lpips.reason}; drift {model.drift_source()}",
           file=sys.stderr)
+    fresh_start = not (resume and (out_dir / "config.json").exists())
+    if tcfg.init_from and fresh_start:
+        left = load_matching(model, tcfg.init_from)
+        info["init_from"] = {"source": str(tcfg.init_from), "fresh": left}
+        print(f"[train] started from {tcfg.init_from}; {len(left)} tensors fresh", file=sys.stderr)
     frozen = apply_freeze(model, cfg.freeze)
     if frozen:
         info["frozen_parameters"] = frozen
+    if cfg.w_recon == 0:
+        check_decoded_path_frozen(model)
     mixture = build_data(data, tcfg, data_root, cache_root)
-    fresh = not (resume and (out_dir / "config.json").exists())
-    if fresh and cfg.init == "downsample" and not cfg.vae:
+    if fresh_start and cfg.init == "downsample" and not cfg.vae and not tcfg.init_from:
         err = structured_init(model, mixture, tcfg)
         info["init"] = {"kind": "downsample", "readout_rms": err}
         print(f"[train] structured init (area-downsample start), bit read-out RMS {err:.4f}", file=sys.stderr)

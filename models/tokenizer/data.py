@@ -109,9 +109,10 @@ class SceneSource(ClipSource):
     name = "scenes"
     captioned = True
 
-    def __init__(self, seed: int = 0, height: int = 240, width: int = 320, **_):
+    def __init__(self, seed: int = 0, height: int = 240, width: int = 320, time_stride: int = 1, **_):
         self.rng = np.random.default_rng([SCENE_STREAM, int(seed)])
         self.height, self.width = height, width
+        self.time_stride = int(time_stride)  # clips take every s-th frame, s in 1..time_stride
         self.count = 0
 
     def get_state(self) -> dict:
@@ -129,9 +130,19 @@ class SceneSource(ClipSource):
         scene = dataclasses.replace(scene, seed=SCENE_SEED_BASE + self.count)
         self.count += 1
         video, _ = render(scene)
-        start = int(rng.integers(0, span - frames + 1))
-        clip = resize_short_side(video[start:start + frames], resize)
+        step = int(rng.integers(1, self.time_stride + 1)) if self.time_stride > 1 else 1
+        clip = resize_short_side(video[strided_window(span, frames, step, rng=rng)], resize)
         return Clip(random_crop(clip, crop, rng), caption_variant(scene, rng), self.name)
+
+
+def strided_window(span: int, frames: int, step: int, start: int | None = None,
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices of `frames` frames `step` apart in a video of `span` frames, from `start` (drawn so the window starts
+    inside the video and, where it fits, ends inside it); past the end the last frame repeats, as the evaluations'
+    strided sampling pads (harness.video.sample_indices)."""
+    if start is None:
+        start = int(rng.integers(0, max(span - (frames - 1) * step, 1)))
+    return np.minimum(start + step * np.arange(frames), span - 1)
 
 
 def caption_variant(scene, rng: np.random.Generator) -> str:
