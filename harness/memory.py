@@ -1,29 +1,39 @@
-"""Keep the peak memory of long runs flat.
+"""Keep the peak memory of long runs flat without slowing them down.
 
-glibc's malloc raises its mmap threshold every time a large block is freed, so afterwards multi-megabyte arrays
-(decoded clips, model inputs, SSIM planes) come from the heap, which fragments and grows with the number of clips:
-measured on ucf101-recon with 2 decoding workers, the peak RSS grew by ~1 MB per clip (16 clips: 430 MB, 160: 1 GB).
-A fixed threshold keeps large blocks in mmap, returned to the system when freed (16 and 320 clips: 361 and 367 MB;
-`benchmarks/throughput.py` prints the figures). Set once per process; forked DataLoader workers inherit it.
+glibc's malloc serves large blocks from its heap once the dynamic mmap threshold has risen (it rises every time a
+large mmapped block is freed). Freed heap memory stays resident, and as blocks of many sizes come and go (decoded
+clips, model inputs and activations, SSIM planes) the heap fragments: on ucf101-recon with `downsample` the peak RSS
+grew 2.2x from 16 to 160 clips. `trim_heap()`, called after every batch in the main process and after every decoded
+item in the DataLoader workers, hands the free pages of every arena back to the system (glibc's malloc_trim(0) also
+releases whole free pages inside the heap, not only at its top), so the peak stays flat (1.06x) while allocations
+keep the heap's speed. The former remedy, a fixed 256 KB mmap threshold, kept memory flat too but made every large
+block a fresh mmap whose pages fault in on first touch: PyraTok ran ~2x and `downsample` ~2.3x slower inside a run
+(docs/scale-out.md has the figures; `benchmarks/throughput.py` prints them).
 """
 from __future__ import annotations
 
 import ctypes
-import os
+import functools
 import sys
 
-M_MMAP_THRESHOLD = -3  # glibc <malloc.h>
-DEFAULT_THRESHOLD = 256 * 1024
 
-
-def fix_mmap_threshold(nbytes: int = DEFAULT_THRESHOLD) -> bool:
-    """Pin glibc's mmap threshold (which also stops its dynamic growth); False where it does not apply: not Linux,
-    not glibc, or the user chose a value through the MALLOC_MMAP_THRESHOLD_ environment variable."""
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # another C library (musl has no mallopt)
+        fn = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # another C library (musl has no malloc_trim)
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return fn
+
+
+def trim_heap() -> bool:
+    """Return the free heap pages of this process to the system; False where it does not apply (not Linux, not
+    glibc). Costs well under a millisecond on a run's heap."""
+    fn = _malloc_trim()
+    if fn is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, int(nbytes)) == 1
+    fn(0)
+    return True

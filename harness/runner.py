@@ -28,7 +28,7 @@ from harness.dataset import ensure_mini
 from harness.errors import CapabilityError, DataError, HarnessError
 from harness.hashing import derive_seed, sha256_obj
 from harness.io import read_json
-from harness.memory import fix_mmap_threshold
+from harness.memory import trim_heap
 from harness.registry import MODELS, TASKS
 from harness.results import SCHEMA_VERSION, environment, git_state, now_iso, result_dir, write_result
 from harness.subset import stratified_subset
@@ -99,7 +99,6 @@ def resolve_data_root(task: Task, data_root: str | None) -> tuple[Path, bool]:
 
 
 def run(spec: RunSpec, log: Callable[[str], None] | None = None) -> RunOutcome:
-    fix_mmap_threshold()  # flat peak memory however many clips (harness/memory.py)
     ctx = distributed.setup(spec.device)
     try:
         return _run(spec, ctx, log or _stderr_log(ctx))
@@ -298,6 +297,8 @@ class _Loader(torch.utils.data.Dataset):
             return s, None, str(exc)
         except Exception as exc:  # noqa: BLE001 - an unexpected reader error is still one bad item
             return s, None, f"{s.path or s.id}: {type(exc).__name__}: {exc}"
+        finally:
+            trim_heap()  # the decoder's freed buffers go back to the system (harness/memory.py)
 
 
 def _as_batch(items):
@@ -361,6 +362,7 @@ def _evaluate(task: Task, model: ModelAdapter, samples: list[Sample], cache: Sam
                 else:
                     store(scorer.submit(ok))
                 eval_s += time.perf_counter() - t
+                trim_heap()  # flat peak memory however many clips (harness/memory.py)
                 bar.update(len(batch))
             if scorer is not None:
                 t = time.perf_counter()
