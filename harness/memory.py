@@ -5,10 +5,10 @@ large mmapped block is freed). Freed heap memory stays resident, and as blocks o
 clips, model inputs and activations, SSIM planes) the heap fragments: on ucf101-recon with `downsample` the peak RSS
 grew 2.2x from 16 to 160 clips. `trim_heap()`, called after every batch in the main process and after every decoded
 item in the DataLoader workers, hands the free pages of every arena back to the system (glibc's malloc_trim(0) also
-releases whole free pages inside the heap, not only at its top), so the peak stays flat (1.04-1.07x over 10x the clips) while allocations
-keep the heap's speed. The former remedy, a fixed 256 KB mmap threshold, kept memory flat too but made every large
-block a fresh mmap whose pages fault in on first touch: PyraTok ran ~2x and `downsample` ~2.3x slower inside a run
-(docs/scale-out.md has the figures; `benchmarks/throughput.py` prints them).
+releases whole free pages inside the heap, not only at its top), so the peak stays flat (1.04-1.07x over 10x the
+clips) while allocations keep the heap's speed. The former remedy, a fixed 256 KB mmap threshold, kept memory flat
+too but made every large block a fresh mmap whose pages fault in on first touch: PyraTok ran ~2x and `downsample`
+~2.3x slower inside a run (docs/scale-out.md has the figures; `benchmarks/throughput.py` prints them).
 """
 from __future__ import annotations
 
