@@ -98,7 +98,7 @@ class TrainConfig:
     save_every: int = 100
     seed: int = 0
     threads: int = 0  # torch threads (0: leave torch's default)
-    init_from: str | None = None  # a checkpoint folder or bundle stem whose weights start a fresh run (by name and shape)
+    init_from: str | None = None  # a checkpoint folder or bundle stem whose weights start a fresh run (name + shape)
     scene_time_stride: int = 1  # scene clips take every s-th frame, s drawn from 1..this (evaluations sample strided)
 
     def to_dict(self) -> dict[str, Any]:
