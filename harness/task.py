@@ -120,8 +120,9 @@ class Task(ABC):
         """Decode one item's inputs; raise harness.errors.DataError for an item that cannot be used."""
 
     # A task whose evaluate() is score(batch, predict(...)) sets `pipelined` and implements both halves: the runner
-    # then scores batch i on a helper thread while the model answers batch i + 1 (metrics that release the GIL, such
-    # as scipy's filters and torch, overlap the model instead of adding to it).
+    # then scores batches on helper threads (runner.SCORE_THREADS at once) while the model answers the next ones
+    # (metrics that release the GIL, such as scipy's filters and torch, overlap the model instead of adding to it);
+    # `score` must be thread-safe: each batch's records from that batch alone.
     pipelined: ClassVar[bool] = False
 
     @abstractmethod

@@ -7,6 +7,8 @@ from the cache without running the model again.
 """
 from __future__ import annotations
 
+import threading
+
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ class FeatureMetrics:
         self._lpips: dict[str, Any] = {}
         self._i3d: dict[str, Any] = {}
         self._hashes: dict[str, str | None] | None = None
+        self._loading = threading.Lock()  # the runner scores batches on several threads: load each network once
 
     @staticmethod
     def validate(lpips_nets, fvd_detectors) -> None:
@@ -54,8 +57,9 @@ class FeatureMetrics:
         for net in self.lpips_nets:
             if self.lpips_reason[net]:
                 continue
-            if net not in self._lpips:
-                self._lpips[net] = load_lpips(net, device)[0]
+            with self._loading:
+                if net not in self._lpips:
+                    self._lpips[net] = load_lpips(net, device)[0]
             b, t = frames.shape[:2]
             per_frame = lpips_frames(self._lpips[net], frames.flatten(0, 1), out.flatten(0, 1)).reshape(b, t)
             for i in range(b):
@@ -69,8 +73,9 @@ class FeatureMetrics:
         for det in self.detectors:
             if self.fvd_reason[det]:
                 continue
-            if det not in self._i3d:
-                self._i3d[det] = feature_extractor(det, device)
+            with self._loading:
+                if det not in self._i3d:
+                    self._i3d[det] = feature_extractor(det, device)
             extractor = self._i3d[det]
             result[f"i3d_{det}"] = (extractor(frames), extractor(out))
         return result
