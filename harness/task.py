@@ -79,6 +79,12 @@ class Metric:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None or k == "value"}
 
 
+def optional_field(default: Any = None) -> Any:
+    """A protocol field that is off by default (a control, or a parameter added after results exist): it enters the
+    protocol record, and with it the result's identity, only when set, so results made without it stay standard."""
+    return field(default=default, metadata={"omit_if_default": True})
+
+
 class Task(ABC):
     """Base of every task. Subclasses set the class attributes and a `Protocol` dataclass of their parameters."""
 
@@ -99,7 +105,11 @@ class Task(ABC):
         self.protocol = self.Protocol(**overrides)
 
     def protocol_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.protocol)
+        d = dataclasses.asdict(self.protocol)
+        for f in dataclasses.fields(self.protocol):
+            if f.metadata.get("omit_if_default") and d[f.name] == f.default:
+                del d[f.name]
+        return d
 
     def describe(self) -> str:
         return (self.__doc__ or "").strip().splitlines()[0] if self.__doc__ else self.name

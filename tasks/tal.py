@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from harness.metrics.localization import ACTIVITYNET_TIOU, THUMOS14_TIOU, VARIANTS, LocalizationMAP, threshold_key
-from harness.task import Metric, Record, Sample, SampleList, Task
+from harness.task import Metric, Record, Sample, SampleList, Task, optional_field
 from harness.video import probe, read_frames
 from models.base import EMBED_TEXT, FEATURES, ModelAdapter
 from tasks.zeroshot.features import ClassTexts, TimedFeatures, cosine, encode_windows, fit_frames, spatial_mean
@@ -48,6 +48,8 @@ class TALProtocol:
     split_seed: int = 0
     level: str | int = "first"
     prompt: str = "{}"  # class name -> text, e.g. "a video of {}"
+    shuffle_texts: int | None = optional_field()  # a seed: the shuffled-text control (each class scored with
+    #                                                another's text; docs/zero-shot-tasks.md)
     fps: float | None = None  # frames sampled per second; None: each video's own rate
     short_side: int = 128
     multiple: int = 16
@@ -154,7 +156,7 @@ class TALTask(Task):
                       "class_split": sample.meta["class_split"], "segments": sample.meta.get("segments", []),
                       "ambiguous": sample.meta.get("ambiguous", []), "steps": len(feats.first)}
             if p.mode == "zeroshot":
-                text = self._text.get(model, sample.meta["classes"], self.protocol.prompt)
+                text = self._text.get(model, sample.meta["classes"], p.prompt, p.shuffle_texts)
                 scores = cosine(feats.per_frame(), text)
                 arrays = {"scores": scores.numpy().astype(np.float32)}
             else:

@@ -23,7 +23,7 @@ import torch
 from harness.hashing import derive_seed
 from harness.metrics.classification import mean_class_accuracy, true_class_rank
 from harness.stats import mean_metric
-from harness.task import Metric, Record, Sample, SampleList, Task
+from harness.task import Metric, Record, Sample, SampleList, Task, optional_field
 from harness.video import probe, read_frames, sample_indices
 from models.base import EMBED_TEXT, FEATURES, ModelAdapter
 from tasks.zeroshot.features import ClassTexts, clip_features, cosine, fit_frames
@@ -39,6 +39,8 @@ class ClassificationProtocol:
     mode: str = "zeroshot"  # zeroshot | probe
     level: str | int = "last"
     prompt: str = "{}"  # class name -> text, e.g. "a video of {}"
+    shuffle_texts: int | None = optional_field()  # a seed: the shuffled-text control (each class scored with
+    #                                                another's text; docs/zero-shot-tasks.md)
     num_frames: int = 17
     sampling: str = "center"
     stride: int = 4
@@ -115,7 +117,8 @@ class VideoClassification(Task):
             values = {"role": sample.meta["role"], "label": int(sample.meta["label"]),
                       "num_classes": len(sample.meta["classes"]), "frame_indices": inputs["indices"]}
             if p.mode == "zeroshot":
-                text = self._text.get(model, sample.meta["classes"], self.protocol.prompt)
+                text = self._text.get(model, sample.meta["classes"], self.protocol.prompt,
+                                      self.protocol.shuffle_texts)
                 arrays = {"scores": cosine(pooled[i], text).numpy().astype(np.float64)}
             else:
                 arrays = {"feature": pooled[i].numpy().astype(np.float32)}

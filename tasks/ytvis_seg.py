@@ -32,11 +32,11 @@ import torch.nn.functional as F
 
 from harness.errors import DataError
 from harness.metrics.vis import Track, VideoInstanceAP
-from harness.task import Metric, Record, Sample, SampleList, Task
+from harness.task import Metric, Record, Sample, SampleList, Task, optional_field
 from harness.video import read_image_sequence, resize
 from models.base import EMBED_TEXT, FEATURES, ModelAdapter
 from tasks.zeroshot.crf import CRFParams, mean_field
-from tasks.zeroshot.features import cosine, embed_texts, encode_windows, prompts
+from tasks.zeroshot.features import cosine, derangement, embed_texts, encode_windows, prompts
 
 KEYS = ("AP", "AP50", "AP75", "AR1", "AR10", "mean_jaccard")
 
@@ -47,6 +47,8 @@ class YTVISSegProtocol:
     annotations: str | None = None  # annotated JSON of the split (None: the mini split's, else <split>/instances.json)
     level: str | int = "last"
     prompt: str = "{}"
+    shuffle_texts: int | None = optional_field()  # a seed: the shuffled-text control (each category scored with
+    #                                                another's text; docs/zero-shot-tasks.md)
     short_side: int = 360
     multiple: int = 16
     window: int = 0
@@ -159,7 +161,8 @@ class YTVISTextSegmentation(Task):
         key = (id(model), tuple(names))
         if key not in self._text:
             self._text[key] = embed_texts(model, prompts(names, self.protocol.prompt))
-        return self._text[key]
+        text, seed = self._text[key], self.protocol.shuffle_texts
+        return text if seed is None else text[torch.from_numpy(derangement(len(text), seed))]
 
     def evaluate(self, model: ModelAdapter, batch: list[tuple[Sample, Any]], seeds: list[int]) -> list[Record]:
         return [self._evaluate_one(model, sample, inputs["frames"]) for sample, inputs in batch]

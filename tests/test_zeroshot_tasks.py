@@ -84,6 +84,28 @@ def test_classification_zero_shot_is_well_above_chance_only_with_language(tmp_pa
     assert good["top1"] >= 0.6 and null["top1"] <= 0.35  # 6 classes, one of them a real clip no word names
 
 
+def test_the_shuffled_text_control_brings_language_back_to_chance(tmp_path):
+    """The same oracle, each class scored with another class's text: what is left is chance given its features."""
+    good = _run(tmp_path / "good", "k400-cls", "scene-oracle")
+    shuffled = _run(tmp_path / "shuffled", "k400-cls", "scene-oracle", "--task-arg", "shuffle_texts=0")
+    assert shuffled["task"]["protocol"]["shuffle_texts"] == 0 and good["task"]["hash"] != shuffled["task"]["hash"]
+    assert "shuffle_texts" not in good["task"]["protocol"]  # off: not recorded, so earlier results stay standard
+    assert good["metrics"]["top1"]["value"] >= 0.6 and shuffled["metrics"]["top1"]["value"] <= 0.2
+
+
+def test_derangement_moves_every_class_and_is_seeded():
+    from tasks.zeroshot.features import derangement
+
+    for n in (2, 3, 6, 20):
+        for seed in range(5):
+            perm = derangement(n, seed)
+            assert sorted(perm.tolist()) == list(range(n)) and not (perm == np.arange(n)).any()
+            assert (derangement(n, seed) == perm).all()
+    assert derangement(2, 0).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="at least 2"):
+        derangement(1, 0)
+
+
 def test_retrieval_is_well_above_chance_only_with_language(tmp_path):
     good, null = _oracle_pair(tmp_path, "msrvtt-retrieval")
     assert good["t2v_R@1"] == 100.0 and good["v2t_R@1"] == 100.0 and good["t2v_MdR"] == 1.0
@@ -103,6 +125,8 @@ def test_localization_is_well_above_chance_only_with_language(tmp_path):
     assert good["mAP-avg"] > 0.3 and null["mAP-avg"] < 0.05
     good, null = _oracle_pair(tmp_path / "t", "thumos14", "--task-arg", "fps=10")
     assert good["mAP-avg"] > 0.3 and null["mAP-avg"] < 0.05
+    shuffled = _run(tmp_path / "s", "activitynet", "scene-oracle", "--task-arg", "shuffle_texts=1")
+    assert shuffled["metrics"]["mAP-avg"]["value"] < 0.1  # the right segments, under the wrong class names
 
 
 @pytest.mark.slow

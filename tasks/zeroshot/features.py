@@ -163,15 +163,28 @@ def prompts(names: list[str], template: str) -> list[str]:
     return [template.replace("{}", class_text(n)) for n in names]
 
 
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation of range(n) that moves every index (n >= 2): the shuffled-text control scores each class
+    with another class's text, so what it measures is the chance level given the model's own features."""
+    if n < 2:
+        raise ValueError(f"a shuffled-text control needs at least 2 classes, got {n}")
+    rng = np.random.default_rng([seed, n])
+    while True:
+        perm = rng.permutation(n)
+        if not np.any(perm == np.arange(n)):
+            return perm
+
+
 class ClassTexts:
     """The embedded class prompts of a task, computed once per (model, class list, template): every video of a
-    split asks for the same ones."""
+    split asks for the same ones. `shuffle` (a seed) returns them deranged: the shuffled-text control."""
 
     def __init__(self):
         self._cache: dict[tuple, torch.Tensor] = {}
 
-    def get(self, model: ModelAdapter, classes: list[str], template: str) -> torch.Tensor:
+    def get(self, model: ModelAdapter, classes: list[str], template: str, shuffle: int | None = None) -> torch.Tensor:
         key = (id(model), tuple(classes), template)
         if key not in self._cache:
             self._cache[key] = embed_texts(model, prompts(classes, template))
-        return self._cache[key]
+        text = self._cache[key]
+        return text if shuffle is None else text[torch.from_numpy(derangement(len(text), shuffle))]
