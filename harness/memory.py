@@ -12,9 +12,11 @@ too but made every large block a fresh mmap whose pages fault in on first touch:
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import sys
+import threading
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,3 +39,42 @@ def trim_heap() -> bool:
         return False
     fn(0)
     return True
+
+
+M_PERTURB = -6  # glibc <malloc.h>
+_perturb_lock = threading.Lock()
+_perturb_depth = 0
+
+
+@functools.lru_cache(maxsize=1)
+def _mallopt():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return fn
+
+
+@contextlib.contextmanager
+def zeroed_allocations():
+    """Inside, every malloc'd block starts zero-filled (glibc M_PERTURB with 0xFF: blocks are filled with its
+    complement), as a fresh page would be. Why: the codec libraries read some buffers before writing them, so with
+    recycled heap memory libx264's stream depended on what an earlier allocation left there (measured: 20 of 20
+    encodes of one clip differed after other work had dirtied the heap; the CRF chosen changed too). Costs a memset
+    per allocation of the whole process while held; a no-op where glibc's mallopt is absent."""
+    global _perturb_depth
+    fn = _mallopt()
+    with _perturb_lock:
+        _perturb_depth += 1
+        if fn is not None and _perturb_depth == 1:
+            fn(M_PERTURB, 0xFF)
+    try:
+        yield
+    finally:
+        with _perturb_lock:
+            _perturb_depth -= 1
+            if fn is not None and _perturb_depth == 0:
+                fn(M_PERTURB, 0)

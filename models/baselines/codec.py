@@ -149,6 +149,12 @@ class CodecAdapter(ModelAdapter):
 
     # -- one clip --------------------------------------------------------------------------------------------
     def _encode(self, frames: np.ndarray, crf: int) -> list[bytes]:
+        from harness.memory import zeroed_allocations
+
+        with zeroed_allocations():  # the encoders read some buffers before writing them: keep the stream reproducible
+            return self._encode_frames(frames, crf)
+
+    def _encode_frames(self, frames: np.ndarray, crf: int) -> list[bytes]:
         import av
 
         t, h, w, _ = frames.shape
