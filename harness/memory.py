@@ -19,22 +19,24 @@ import sys
 import threading
 
 
-@functools.lru_cache(maxsize=1)
-def _malloc_trim():
+@functools.lru_cache(maxsize=None)
+def _glibc(name: str, *argtypes):
+    """The C library's function `name` (int result), or None where it is absent (not Linux, or a C library other
+    than glibc that lacks it)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # another C library (musl has no malloc_trim)
+        fn = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
         return None
-    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    fn.argtypes, fn.restype = list(argtypes), ctypes.c_int
     return fn
 
 
 def trim_heap() -> bool:
     """Return the free heap pages of this process to the system; False where it does not apply (not Linux, not
     glibc). Costs well under a millisecond on a run's heap."""
-    fn = _malloc_trim()
+    fn = _glibc("malloc_trim", ctypes.c_size_t)
     if fn is None:
         return False
     fn(0)
@@ -46,18 +48,6 @@ _perturb_lock = threading.Lock()
 _perturb_depth = 0
 
 
-@functools.lru_cache(maxsize=1)
-def _mallopt():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return fn
-
-
 @contextlib.contextmanager
 def zeroed_allocations():
     """Inside, every malloc'd block starts zero-filled (glibc M_PERTURB with 0xFF: blocks are filled with its
@@ -66,7 +56,7 @@ def zeroed_allocations():
     encodes of one clip differed after other work had dirtied the heap; the CRF chosen changed too). Costs a memset
     per allocation of the whole process while held; a no-op where glibc's mallopt is absent."""
     global _perturb_depth
-    fn = _mallopt()
+    fn = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
     with _perturb_lock:
         _perturb_depth += 1
         if fn is not None and _perturb_depth == 1:
