@@ -165,6 +165,34 @@ def test_missing_prints_the_model_by_task_matrix(tmp_path, capsys):
         "\n", 1)[1]
 
 
+def test_missing_sets_apart_the_variants_a_study_sweep_trains(tmp_path, capsys):
+    root = tmp_path / "r"
+    v = sample_values(4)
+    fake_result(root, "tok", v, args={"checkpoint": "ck/tok-L1.safetensors", "levels": 1})  # the study's variant
+    fake_result(root, "tok", v, args={"checkpoint": "ck/mine.safetensors", "levels": 1})  # a user's own checkpoint
+    sweep = tmp_path / "sweeps" / "abl.yaml"
+    sweep.parent.mkdir()
+    sweep.write_text(textwrap.dedent("""
+        sweep: 1
+        name: abl
+        base: {model: tok, model_args: {levels: 2}, tasks: [ucf101-recon]}
+        grid: {model_args.levels: [1, 2]}
+        train:
+          checkpoint: "ck/tok-L{model_args.levels}.safetensors"
+          command: ["echo", "{checkpoint}"]
+          model_arg: checkpoint
+    """))
+    argv = ["missing", "--results", str(root), "--board", str(schema_file(tmp_path)), "--models", "tok",
+            "--sweeps", str(sweep.parent)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tok-L1" not in out and "ck/mine.safetensors" in out
+    assert "not listed: 1 rows of variants trained by study sweeps" in out and "abl (1)" in out
+    assert main([*argv, "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "tok-L1" in out and "not listed" not in out
+
+
 def test_board_schema_is_validated_with_lines(tmp_path):
     bad = tmp_path / "b.yaml"
     bad.write_text("board: 1\nversion: 1\ngroups:\n  - family: r\n    tasks: [a]\n    colour: red\n")

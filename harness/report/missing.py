@@ -3,6 +3,10 @@
 States: ok, missing, limited (only --limit runs), partial/failed, outdated (older task version), newer,
 non-standard (protocol overrides), n/a (the model cannot do the task). Rows are the model configurations found in
 the results, plus every registered model that has no result at all (by name, default args).
+
+Variants that a study sweep trains for itself (an ablation's checkpoints, named in its `train:` section) are evaluated
+on that sweep's tasks only and are never meant for the main board; `study_rows` sets them apart so the matrix lists
+what is actually missing.
 """
 from __future__ import annotations
 
@@ -36,6 +40,32 @@ def missing_matrix(root: str | Path, schema: BoardSchema | None = None, tasks: l
             row.cells = {t: BoardCell(_capability_state(name, t)) for t in task_names}
             rows.append(row)
     return task_names, rows
+
+
+def study_checkpoints(sweep_paths: list[Path]) -> dict[tuple[str, str, str], str]:
+    """(model, model arg, checkpoint) of every variant a sweep trains -> that sweep's name."""
+    from harness.studies.sweep_file import load_sweep
+
+    out: dict[tuple[str, str, str], str] = {}
+    for path in sweep_paths:
+        sweep = load_sweep(path)
+        for v in sweep.variants:
+            if v.train is not None and v.train.model_arg:
+                out.setdefault((v.model, v.train.model_arg, v.train.checkpoint), sweep.name)
+    return out
+
+
+def study_rows(rows: list[Row], studies: dict[tuple[str, str, str], str]) -> tuple[list[Row], dict[str, list[Row]]]:
+    """(rows for the board, {sweep name: its trained variants' rows})."""
+    keep, by_sweep = [], {}
+    for r in rows:
+        name = next((sweep for (model, arg, ckpt), sweep in studies.items()
+                     if model == r.model_id and str(r.model_args.get(arg)) == ckpt), None)
+        if name is None:
+            keep.append(r)
+        else:
+            by_sweep.setdefault(name, []).append(r)
+    return keep, by_sweep
 
 
 def _capability_state(model: str, task: str) -> str:

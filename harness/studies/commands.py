@@ -121,13 +121,24 @@ def cmd_scale(args) -> int:
 # missing
 # ---------------------------------------------------------------------------------------------------------------
 def cmd_missing(args) -> int:
-    from harness.report.missing import format_matrix, missing_matrix
+    from harness.report.missing import format_matrix, missing_matrix, study_rows
     from harness.report.schema import load_schema
 
     schema = load_schema(args.board)
     tasks, rows = missing_matrix(args.results, schema, _csv_list(args.tasks), _csv_list(args.models))
+    studies = {}
+    if not args.all and args.sweeps and Path(args.sweeps).exists():
+        from harness.report.build import sweep_files
+        from harness.report.missing import study_checkpoints
+
+        studies = study_checkpoints(sweep_files([args.sweeps]))
+    rows, variants = study_rows(rows, studies)
     print(f"board {schema.name} v{schema.version} ({schema.path}); results {args.results}")
     print(format_matrix(tasks, rows))
+    if variants:
+        listed = ", ".join(f"{name} ({len(v)})" for name, v in sorted(variants.items()))
+        print(f"not listed: {sum(map(len, variants.values()))} rows of variants trained by study sweeps, evaluated "
+              f"on their sweep's tasks only: {listed} (--all lists them)")
     return 0
 
 
@@ -209,6 +220,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--tasks", help="comma-separated tasks (default: the board's)")
     p.add_argument("--models", help="comma-separated model names (default: all with results and all registered)")
     p.add_argument("--board", help="board schema YAML (default: harness/report/board.yaml)")
+    p.add_argument("--sweeps", default="sweeps", help="folder (or file) of sweeps whose trained variants are studies, "
+                                                      "not board rows (default: sweeps/)")
+    p.add_argument("--all", action="store_true", help="also list the variants trained by study sweeps")
     p.set_defaults(handler=cmd_missing)
 
     p = sub.add_parser("report", help="leaderboard (md, csv, tex, html), ablation tables and scaling plots")
