@@ -68,6 +68,50 @@ def test_train_resume_export_and_load(tmp_path):
     assert tokens.bits.item() == 2 * 4 * 4 * 20 and adapter.decode(tokens).shape == x.shape
 
 
+@pytest.mark.slow
+def test_lora_training_keeps_the_encoder_frozen_and_exports_merged_kernels(tmp_path):
+    """The paper's recipe: encoder frozen, LoRA factors in its blocks train; the exported bundle holds plain merged
+    kernels and encodes as the LoRA model did."""
+    from safetensors.torch import load_file
+
+    from models.pyratok.adapter import PyraTokAdapter
+    from models.pyratok.config import PyraTokConfig
+    from models.pyratok.model import PyraTokModel
+    from models.pyratok.train import attach_lora, export_bundle, train
+    from models.tokenizer.checkpoint import load_weights
+
+    out = tmp_path / "run"
+    args = {**SMALL, "lora_rank": 2, "lr": 1e-2, "warmup": 1}
+    assert train("tiny", data="scenes", out=str(out), model_args=args, progress=False) == 0
+    info = json.loads((out / "config.json").read_text())
+    assert info["lora"]["rank"] == 2 and info["lora"]["modules"] > 0
+    saved = load_file(str(out / "model.safetensors"))
+    b_keys = [k for k in saved if k.endswith(".lora_B")]
+    assert b_keys and all(k.startswith("backbone.vae.encoder.") for k in b_keys)
+    assert any(saved[k].abs().sum() > 0 for k in b_keys)  # the factors moved from their zero start
+    originals = [k for k in saved if k.endswith(".parametrizations.weight.original")]
+    assert "backbone.vae.encoder.conv_in.weight" in saved and originals
+
+    # the LoRA model as trained (resumable form) against the exported, merged bundle
+    cfg = PyraTokConfig.from_dict(info["config"])
+    trained = PyraTokModel(cfg).eval()
+    attach_lora(trained, cfg)
+    load_weights(trained, out / "model.safetensors")
+    w, _ = export_bundle(out, tmp_path / "bundle" / "pt")
+    bundle = load_file(str(w))
+    assert not any(".lora_" in k or ".original" in k for k in bundle)
+    adapter = PyraTokAdapter(checkpoint=str(tmp_path / "bundle" / "pt"))
+    x = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    with torch.no_grad():
+        ref = trained.backbone.encode_taps(x, ["latent"])["latent"]
+        got = adapter.model.backbone.encode_taps(x, ["latent"])["latent"]
+    assert torch.allclose(ref, got, atol=1e-5)
+
+    # resuming re-attaches LoRA before loading, and continues
+    assert train("tiny", data="scenes", out=str(out), model_args={**args, "steps": 3}, progress=False) == 0
+    assert json.loads((out / "config.json").read_text())["step"] == 3
+
+
 def test_config_names_and_ablation_knobs():
     from models.pyratok.config import config_names, get_config
 

@@ -20,6 +20,11 @@ class PyraTokConfig(WithBackbone):
     vae: str | None = None
     init: str = "random"  # "random" | "downsample" (models/tokenizer/structured_init.py; ignored with `vae`)
     freeze: Any = None  # parameter-name prefixes kept frozen in training (the paper freezes the pretrained encoder)
+    # LoRA in training (paper §3.2.3: r 16, alpha 32 in the encoder blocks); 0: none. Exported bundles are merged.
+    lora_rank: int = 0
+    lora_alpha: float = 32.0
+    lora_targets: Any = field(default_factory=lambda: ["backbone.vae.encoder.down_blocks",
+                                                       "backbone.vae.encoder.mid_block"])
     # LaPQ
     levels: int = 4
     codebook_bits: int = 16
@@ -118,9 +123,12 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
               "codebook_bits": 4, "residual_stages": 5,
               "freeze": ["backbone.vae.encoder", "backbone.vae.quant_conv", "quantizer.blocks.3"]},
              {"crop": [32, 48, 64], "warmup": 50, "steps": 1000, "lr": 1e-4, "save_every": 50, "threads": 1}),
-    # the paper's configuration on the release backbone (Wan 2.1 VAE, 4 levels, 16-bit shared codebook)
+    # the paper's configuration on the release backbone (Wan 2.1 VAE, 4 levels, 16-bit shared codebook): the encoder
+    # frozen with LoRA r 16, alpha 32 in its blocks (§3.2.3); the decoder trains (the paper's "frozen decoder" could
+    # not read sign codes it never saw; `--model-arg freeze=...` adds it)
     "paper": ({"lapq_dim": 256, "lapq_heads": 8, "text_dim": 256, "text_hidden": 1024, "ar_dim": 512,
-               "ar_layers": 6, "ar_heads": 8, "ar_window": 1024},
+               "ar_layers": 6, "ar_heads": 8, "ar_window": 1024, "lora_rank": 16, "lora_alpha": 32.0,
+               "freeze": ["backbone.vae.encoder", "backbone.vae.quant_conv"]},
               {"lr": 1e-5, "batch_size": 4, "clip_frames": 17, "crop": 256, "resize": 256, "steps": 30000}),
 }
 # Second stages, run from a first stage's weights (`--model-arg init_from=<checkpoint>`). `semantic` (experimental,

@@ -20,6 +20,7 @@ from harness.io import write_json
 from models.pyratok.config import PyraTokConfig, TrainConfig, get_config
 from models.tokenizer.checkpoint import read_checkpoint_info, save_weights
 from models.tokenizer.data import ClipMixture, build_source
+from models.tokenizer.lora import add_lora, has_lora_keys, lora_parameters, merge_lora_state
 from models.tokenizer.train import LoopConfig, run_training
 
 
@@ -87,6 +88,8 @@ def load_matching(model, source: str | Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"init_from: no weights at {path} (give a checkpoint folder or a bundle stem)")
     weights = load_file(str(path))
+    if has_lora_keys(weights):  # a LoRA-trained run: its adapted kernels, merged (LoRA is added after init_from)
+        weights = merge_lora_state(weights)
     state = model.state_dict()
     fresh = []
     with torch.no_grad():
@@ -114,6 +117,19 @@ def apply_freeze(model, prefixes) -> int:
             p.requires_grad_(False)
             n += p.numel()
     return n
+
+
+def attach_lora(model, cfg: PyraTokConfig) -> dict[str, Any]:
+    """LoRA on the convolutions under `cfg.lora_targets` (after any start from weights, so the factors begin at
+    zero on the loaded kernels; before resuming, so a run's saved factors load back). The factors train even under a
+    frozen prefix: freezing the encoder and adding LoRA is the paper's recipe."""
+    prefixes = [cfg.lora_targets] if isinstance(cfg.lora_targets, str) else list(cfg.lora_targets)
+    names = add_lora(model, cfg.lora_rank, cfg.lora_alpha, prefixes)
+    params = lora_parameters(model)
+    for p in params:
+        p.requires_grad_(True)
+    return {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha, "targets": prefixes, "modules": len(names),
+            "parameters": sum(p.numel() for p in params)}
 
 
 def check_decoded_path_frozen(model) -> None:
@@ -190,7 +206,8 @@ def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = No
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if out_dir.exists() and (out_dir / "config.json").exists() and resume:
         prev = read_checkpoint_info(out_dir)
-        if prev.get("config") != info["config"]:
+        # compared field by field after filling defaults: a run saved before a field existed resumes
+        if PyraTokConfig.from_dict(prev.get("config") or {}).to_dict() != info["config"]:
             raise ValueError(f"{out_dir} holds a checkpoint of a different configuration; use another --out or "
                              "--no-resume")
         info["started"] = prev.get("started", info["started"])
@@ -213,6 +230,10 @@ def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = No
         err = structured_init(model, mixture, tcfg)
         info["init"] = {"kind": "downsample", "readout_rms": err}
         print(f"[train] structured init (area-downsample start), bit read-out RMS {err:.4f}", file=sys.stderr)
+    if cfg.lora_rank:
+        info["lora"] = attach_lora(model, cfg)
+        print(f"[train] LoRA r {cfg.lora_rank}, alpha {cfg.lora_alpha} on {info['lora']['modules']} convolutions "
+              f"({info['lora']['parameters']} values; their base kernels frozen)", file=sys.stderr)
     summary = run_training(model, info, loop_config(cfg, tcfg, time_limit_min * 60), mixture, out_dir, resume,
                            progress, log=lambda m: print(m, file=sys.stderr), device=device)
     print(f"[train] step {summary['step']} in {summary['elapsed_s']:.0f} s -> {out_dir}", file=sys.stderr)

@@ -9,6 +9,7 @@ import torch
 
 from harness.errors import MissingDataError
 from harness.io import atomic_path, read_json, write_json
+from models.tokenizer.lora import has_lora_keys, merge_lora_state
 
 FORMAT = 1
 
@@ -31,6 +32,8 @@ def load_weights(module: torch.nn.Module, path: str | Path, strict: bool = True)
         raise MissingDataError(f"weights file {path} not found")
     state = load_file(str(path))
     own = module.state_dict()
+    if has_lora_keys(state) and not has_lora_keys(own):  # a LoRA-trained checkpoint into the plain model
+        state = merge_lora_state(state)
     state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = module.load_state_dict(state, strict=strict)
     return list(missing), list(unexpected)
