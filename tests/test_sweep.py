@@ -165,6 +165,29 @@ def test_task_args_cells_match_their_protocol(tmp_path):
     assert [s.state for s in states] == ["done", "missing"]
 
 
+def test_not_applicable_cells_settle_the_sweep(tmp_path, monkeypatch, capsys):
+    """A model without language on a text-only task is recorded as n/a: the sweep has nothing left to run and exits
+    0; a missing cell still makes it exit 1."""
+    from harness.report.index import standard_protocol
+
+    path = write(tmp_path, """
+        sweep: 1
+        base: {model: identity, tasks: [msrvtt-retrieval, ucf101-recon]}
+    """)
+    res = tmp_path / "r"
+    fake_result(res, "identity", {}, task="msrvtt-retrieval", family="retrieval", status="not_applicable",
+                protocol=standard_protocol("msrvtt-retrieval", {}))
+    sw = load_sweep(path)
+    states = [cell_status(c, load_results(res)) for c in sw.cells]
+    assert [(s.state, s.done, s.settled) for s in states] == [("n/a", False, True), ("missing", False, False)]
+    monkeypatch.setattr(sweep_run, "run_sequential", lambda cells, opts, log: [
+        sweep_run.CellOutcome(c, "skipped") for c in cells])
+    argv = ["sweep", str(path), "--results", str(res), "--no-progress"]
+    assert main([*argv, "--tasks", "msrvtt-retrieval"]) == 0
+    assert main(argv) == 1
+    assert "1 missing, 1 n/a" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 STANDIN = ("import pathlib, sys; p = pathlib.Path(sys.argv[1]); p.write_text('weights'); "
            "open(sys.argv[2], 'a').write(sys.argv[1] + chr(10))")

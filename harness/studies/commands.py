@@ -54,7 +54,7 @@ def cmd_sweep(args) -> int:
         extra = f"  error: {o.error}" if o.error else (f"  {st.ref.path}" if st.ref else "")
         print(f"  {st.state:<9} {o.cell.name}{extra}")
     _summary(statuses)
-    return 0 if all(s.done for s in statuses) else 1
+    return 0 if all(s.settled for s in statuses) else 1  # n/a cells are an outcome, not a failure
 
 
 def _dry_run(cells, opts, refs, device: str) -> None:

@@ -15,6 +15,7 @@ from harness.report.index import ResultRef, board_state, current_version, regist
 from harness.studies.sweep_file import Cell, Sweep
 
 DONE = "done"
+NOT_APPLICABLE = "n/a"  # a recorded result: the model cannot do the task under the protocol (as final as done)
 
 
 @dataclass
@@ -27,6 +28,11 @@ class CellStatus:
     @property
     def done(self) -> bool:
         return self.state == DONE
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to run: a usable result, or a recorded not-applicable one."""
+        return self.state in (DONE, NOT_APPLICABLE)
 
 
 def model_registered(name: str) -> bool:
