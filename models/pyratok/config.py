@@ -74,8 +74,10 @@ class PyraTokConfig(WithBackbone):
     ar_layers: int = 2
     ar_heads: int = 4
     ar_window: int = 256  # at most this many tokens per level in one training sequence
-    # drift: KL to a frozen reference encoder ("auto": a frozen copy of the pretrained encoder when `vae` is given)
+    # drift: KL to a frozen reference ("auto": a frozen copy of the pretrained encoder when `vae` is given, else
+    # "none"; "frozen-encoder"; or a local image-model folder, e.g. DINOv3 as the paper: models/pyratok/drift.py)
     drift_reference: str = "auto"
+    drift_width: int | None = None  # an image-model reference's width (filled in from its config.json)
     drift_temperature: float = 1.0
     # training-time masking (paper: 30% of frames, MAE-style cosine-scheduled spatial masking)
     mask_prob: float = 0.5

@@ -49,6 +49,14 @@ class PyraTokModel(TokenizerModel):
         self.train_step = 0  # set by the training loop (alignment warm-up)
         if self.drift_source() == "frozen-encoder":
             self.set_drift_reference(copy.deepcopy(self.backbone))
+        # an image-model reference (models/pyratok/drift.py) has its own width: the mid features are projected onto
+        # it; the width is kept in the configuration, so a bundle builds without the reference's folder
+        if self.drift_source() == "image-model" and cfg.drift_width is None:
+            from models.pyratok.drift import reference_width
+
+            self.cfg = cfg = cfg.replace(drift_width=reference_width(cfg.drift_reference))
+        self.drift_proj = (nn.Conv3d(backbone.tap_channels[DRIFT_TAP], cfg.drift_width, 1)
+                           if self.drift_source() == "image-model" else None)
 
     # -- text ----------------------------------------------------------------------------------------------------
     @property
@@ -78,13 +86,22 @@ class PyraTokModel(TokenizerModel):
 
     # -- drift reference -------------------------------------------------------------------------------------
     def drift_source(self) -> str:
+        """"frozen-encoder", "none" or "image-model" (`drift_reference` names a local image-model folder)."""
         ref = self.cfg.drift_reference
         if ref == "auto":
             return "frozen-encoder" if self.cfg.vae else "none"
-        return ref
+        return ref if ref in ("frozen-encoder", "none") else "image-model"
 
-    def set_drift_reference(self, reference: WanBackbone | None) -> None:
-        """Any module with `encode_taps(video, [tap])` (e.g. a frozen copy of the pretrained encoder)."""
+    def load_drift_reference(self) -> None:
+        """Load an image-model reference from its folder (training only: evaluation never needs it)."""
+        if self.drift_source() == "image-model":
+            from models.pyratok.drift import ImageModelReference
+
+            self.set_drift_reference(ImageModelReference(self.cfg.drift_reference))
+
+    def set_drift_reference(self, reference) -> None:
+        """A module with `encode_taps(video, [tap])` (a frozen copy of the pretrained encoder, same channels) or
+        with `features(video, grid)` (an image model, compared through `drift_proj`)."""
         self._drift_ref.clear()
         if reference is not None:
             reference.requires_grad_(False).eval()
@@ -121,9 +138,13 @@ class PyraTokModel(TokenizerModel):
         terms["ar"] = self.prior.loss(text, [torch.cat(lv.stage_codes, 1) for lv in q.levels], generator) \
             if cfg.w_ar > 0 else zero
         if self._drift_ref and cfg.w_drift > 0:
+            mid, reference = feats[DRIFT_TAP], self._drift_ref[0]
             with torch.no_grad():
-                ref = self._drift_ref[0].encode_taps(x_in, [DRIFT_TAP])[DRIFT_TAP]
-            terms["drift"] = drift_kl(feats[DRIFT_TAP], ref, cfg.drift_temperature)
+                ref = (reference.features(x_in, tuple(mid.shape[2:])) if hasattr(reference, "features")
+                       else reference.encode_taps(x_in, [DRIFT_TAP])[DRIFT_TAP])
+            if self.drift_proj is not None:
+                mid = self.drift_proj(mid)
+            terms["drift"] = drift_kl(mid, ref, cfg.drift_temperature)
         else:
             terms["drift"] = zero
         # curriculum: the terms that reshape the codes (hierarchy, alignment, AR) ramp in while reconstruction forms

@@ -195,6 +195,7 @@ def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = No
     out_dir = Path(out or f"runs/pyratok-{config}")
     torch.manual_seed(tcfg.seed)
     model = PyraTokModel(cfg)
+    model.load_drift_reference()
     if model.lpips is None:
         from models.tokenizer.recon_loss import LPIPSLoss
 
