@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from models.tokenizer.backbone import BackboneConfig, WanBackbone
 from models.tokenizer.checkpoint import load_weights, save_weights
-from models.tokenizer.lora import add_lora, lora_parameters, merge_lora, merge_lora_state
+from models.tokenizer.lora import add_lora, lora_parameters, merge_lora_state
 
 ENCODER_BLOCKS = ["vae.encoder.down_blocks", "vae.encoder.mid_block"]
 
@@ -58,8 +58,7 @@ def test_starts_at_the_base_model_and_trains_only_the_factors():
 
 
 def test_cached_causal_encoding_uses_the_adapted_kernels_and_merges_exactly():
-    """The chunked, cached encoder with LoRA equals a plain encoder holding the merged kernels (state dict merge),
-    and merging in place changes nothing."""
+    """The chunked, cached encoder with LoRA equals a plain encoder holding the merged kernels (state dict merge)."""
     torch.manual_seed(0)
     cfg = BackboneConfig(base_dim=8, num_res_blocks=1)
     bb = WanBackbone.from_config(cfg).eval()
@@ -77,10 +76,8 @@ def test_cached_causal_encoding_uses_the_adapted_kernels_and_merges_exactly():
     untouched = WanBackbone.from_config(cfg).eval()
     with torch.no_grad():
         assert not torch.allclose(untouched.encode_taps(x, ["latent"])["latent"], adapted["latent"], atol=1e-3)
-        assert merge_lora(bb) == len(names)
-        again = bb.encode_taps(x, taps)
-    assert all(torch.allclose(again[k], adapted[k], atol=1e-5) for k in taps)
-    assert not any(k.endswith((".lora_A", ".lora_B", ".original")) for k in bb.state_dict())
+    assert len(names) > 0 and not any(k.endswith((".lora_A", ".lora_B", ".original"))
+                                      for k in plain.state_dict())
 
 
 def test_a_lora_checkpoint_loads_merged_into_the_plain_model(tmp_path):

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.report.board import NA
 from harness.report.index import ResultRef, board_state, current_version, registered_task, same, standard_protocol
 from harness.studies.sweep_file import Cell, Sweep
 
 DONE = "done"
-NOT_APPLICABLE = "n/a"  # a recorded result: the model cannot do the task under the protocol (as final as done)
 
 
 @dataclass
@@ -32,7 +32,7 @@ class CellStatus:
     @property
     def settled(self) -> bool:
         """Nothing left to run: a usable result, or a recorded not-applicable one."""
-        return self.state in (DONE, NOT_APPLICABLE)
+        return self.state in (DONE, NA)
 
 
 def model_registered(name: str) -> bool:

@@ -70,17 +70,6 @@ def lora_parameters(root: nn.Module) -> list[nn.Parameter]:
     return [p for n, p in root.named_parameters() if n.endswith((".lora_A", ".lora_B"))]
 
 
-def merge_lora(root: nn.Module) -> int:
-    """Fold every LoRA into its kernel in place (plain modules again); returns how many were merged."""
-    n = 0
-    for module in root.modules():
-        if parametrize.is_parametrized(module, "weight") and isinstance(
-                module.parametrizations.weight[0], LoRADelta):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-            n += 1
-    return n
-
-
 def has_lora_keys(state: dict[str, torch.Tensor]) -> bool:
     return any(_ORIGINAL.match(k) for k in state)
 
