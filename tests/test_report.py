@@ -301,3 +301,27 @@ def test_report_cli_writes_every_format_and_keeps_limited_runs_off(tmp_path, cap
     assert "| kept" in md and "testing" not in md
     assert main(["report", "--results", str(root), "--no-sweeps", "--include-limited"]) == 0
     assert "| testing" in (root / "leaderboard.md").read_text() and "not a valid board" in capsys.readouterr().out
+
+
+def test_a_metric_without_a_value_reads_null_with_its_reason_not_n_a(tmp_path):
+    """n/a means "the model cannot do the task"; a metric whose weights were missing is recorded as null with a
+    reason, and every report must keep the two apart and say why the value is missing."""
+    root = tmp_path / "r"
+    why = "weight file i3d.pt not found (looked in /w)"
+    unvalued = {"fvd": {"value": None, "n": 4, "higher_is_better": False, "reason": why}}
+    fake_result(root, "scored", sample_values(4), extra_metrics=unvalued, headline=["psnr_frame", "fvd"])
+    fake_result(root, "other", sample_values(4, shift=1.0), extra_metrics=unvalued, headline=["psnr_frame", "fvd"])
+    schema = schema_file(tmp_path, "[{task: ucf101-recon, metrics: [psnr_frame, fvd]}]")
+    board = build_board(root, load_schema(schema))
+    assert board.null_metrics() == [(why, ["other ucf101-recon fvd", "scored ucf101-recon fvd"])]
+    write_report(root, schema)
+    md = (root / "leaderboard.md").read_text()
+    rows = [ln for ln in md.splitlines() if ln.startswith("| scored")]
+    assert rows and "null" in rows[0] and "n/a" not in rows[0]
+    assert "## Metrics without a value" in md and f"other ucf101-recon fvd, scored ucf101-recon fvd: {why}" in md
+    page = (root / "leaderboard.html").read_text()
+    assert "Metrics without a value" in page and why in page
+    fvd = [r for r in csv.DictReader(io.StringIO((root / "leaderboard.csv").read_text())) if r["metric"] == "fvd"]
+    assert [r["value"] for r in fvd] == ["", ""]  # the CSV keeps an empty field, never a number
+    tex = (root / "leaderboard.tex").read_text()
+    assert "& null" in tex and "null: recorded without a value" in tex

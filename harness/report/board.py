@@ -92,6 +92,21 @@ class Board:
         by_name = {t.name: t for t in self.tasks}
         return [(g.family, g.title, [by_name[t.name] for t in g.tasks]) for g in self.schema.groups]
 
+    def null_metrics(self) -> list[tuple[str, list[str]]]:
+        """Board cells whose metric is recorded without a value, grouped by the recorded reason: [(reason, ["model
+        task metric", ...])] in board order. The reports list them so that "null" is never read as a score."""
+        grouped: dict[str, list[str]] = {}
+        for row in self.main + self.incomplete:
+            for block in self.tasks:
+                for col in block.columns:
+                    m = row.cells[block.name].metric(col.metric)
+                    if m is not None and m.get("value") is None:
+                        reason = str(m.get("reason") or "no reason recorded")
+                        where = f"{row.model_id} {block.name} {col.metric}"
+                        if where not in grouped.setdefault(reason, []):
+                            grouped[reason].append(where)
+        return list(grouped.items())
+
     def best(self, column: Column) -> float | None:
         """The best value of a column among main rows, by the metric's direction (None if no direction)."""
         if column.higher_is_better is None:

@@ -210,7 +210,8 @@ def board_html(board: Board, out_dir: Path, ablations: list[AblationTable] | Non
     out += [f"<h1>{esc(s.name)} leaderboard <small>(board v{esc(s.version)})</small></h1>",
             '<p class="legend">Built by <code>python -m harness report</code> from the result files beside this '
             "page only. ↑/↓: higher/lower is better; ± standard error; [a, b] 95% bootstrap interval; bold: best of "
-            "the main board. Every value links to its result file. Click a column header to sort.</p>",
+            "the main board; null: the result records the metric without a value, for the reason listed at the end. "
+            "Every value links to its result file. Click a column header to sort.</p>",
             '<p class="legend">A row is on the main board only when every task of the board has a complete, '
             "unlimited result at the task's current version with its standard protocol (n/a: the model cannot do "
             "the task).</p>"]
@@ -228,6 +229,11 @@ def board_html(board: Board, out_dir: Path, ablations: list[AblationTable] | Non
                 "or non-standard results); values are shown only for usable results.</p>"]
         out += _board_table(board, "incomplete-table", board.incomplete, board.tasks, out_dir, False)
         out.append("</section>")
+    unvalued = board.null_metrics()
+    if unvalued:
+        out += ['<section id="null-metrics">', "<h2>Metrics without a value</h2>", "<ul>"]
+        out += [f"<li><b>{esc(', '.join(where))}</b>: {esc(reason)}</li>" for reason, where in unvalued]
+        out += ["</ul>", "</section>"]
     if ablations:
         out += ['<section id="ablations">', "<h2>Ablations</h2>"]
         for i, t in enumerate(ablations):

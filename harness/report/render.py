@@ -16,10 +16,11 @@ from urllib.parse import quote
 
 from harness.report.ablation import AblationTable
 from harness.report.board import OK, Board, BoardCell, Column, Row
-from harness.report.schema import BoardSchema
+from harness.report.schema import NULL, BoardSchema
 
 LEGEND = ("↑/↓: higher/lower is better; ± is a standard error, [a, b] a 95% bootstrap interval; **bold**: best of "
-          "the main board in that column")
+          "the main board in that column; null: the result records the metric without a value, for the reason listed "
+          "at the end (never a made-up number)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,7 +78,7 @@ def value_text(schema: BoardSchema, cell: BoardCell, col: Column) -> tuple[str, 
     if m is None:
         return "–", ""
     if m.get("value") is None:
-        return "n/a", ""
+        return NULL, ""
     return schema.fmt(col.metric, m["value"]), schema.fmt_uncertainty(col.metric, m)
 
 
@@ -141,6 +142,10 @@ def board_markdown(board: Board, out_dir: Path, extras: list[str] | None = None)
         header = ["model", "data"] + [md_text(f"{c.task} {column_title(c)}") for c in cols]
         rows = [[md_text(r.label), r.data_kind] + _md_cells(board, r, cols, out_dir, False) for r in board.incomplete]
         lines += _md_table(header, rows) + [""]
+    unvalued = board.null_metrics()
+    if unvalued:
+        lines += ["## Metrics without a value", ""]
+        lines += [f"- {md_text(', '.join(where))}: {md_text(reason)}" for reason, where in unvalued] + [""]
     lines += extras or []
     return "\n".join(lines).rstrip() + "\n"
 
@@ -195,11 +200,13 @@ def board_tex(board: Board) -> str:
         out.append(r"\midrule")
         if not board.main:
             out.append(rf"\multicolumn{{{len(cols) + 1}}}{{c}}{{no complete model yet}} \\")
+        unvalued = False
         for row in board.main:
             cells = [tex_text(row.label + (" (mini)" if row.data_kind == "mini" else ""))]
             for col in cols:
                 cell = row.cells[col.task]
                 value, unc = value_text(s, cell, col)
+                unvalued |= cell.state == OK and value == NULL
                 text = tex_text(f"{value} {unc}".strip())
                 m = cell.metric(col.metric)
                 best = board.best(col)
@@ -207,7 +214,9 @@ def board_tex(board: Board) -> str:
                     text = rf"\textbf{{{text}}}"
                 cells.append(text)
             out.append(" & ".join(cells) + r" \\")
-        out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{tex_text(title)}. {tex_text(LEGEND.split(';')[0])}.}}",
+        legend = LEGEND.split(";")[0] + ("; null: recorded without a value, the reason is in the result file"
+                                         if unvalued else "")
+        out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{tex_text(title)}. {tex_text(legend)}.}}",
                 rf"\label{{tab:board-{re.sub(r'[^a-z0-9]+', '-', family.lower())}}}", r"\end{table}", ""]
     return "\n".join(out)
 

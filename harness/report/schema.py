@@ -37,6 +37,9 @@ class BoardGroup:
     tasks: tuple[BoardTask, ...]
 
 
+NULL = "null"  # a metric the result records without a value (its `reason` says why)
+
+
 @dataclass
 class BoardSchema:
     path: Path
@@ -57,9 +60,10 @@ class BoardSchema:
         return ".4g"
 
     def fmt(self, metric: str, value: float | None) -> str:
-        """A value in the schema's display format ("n/a" for None, "inf"/"nan" spelled out)."""
+        """A value in the schema's display format ("null" for a metric recorded without a value, "inf"/"nan" spelled
+        out). "n/a" is kept for a model that cannot do the task at all."""
         if value is None:
-            return "n/a"
+            return NULL
         if isinstance(value, float) and not math.isfinite(value):
             return str(value)
         return format(value, self.format_spec(metric))
