@@ -57,6 +57,23 @@ def test_embed_text_lives_in_the_code_space(bundled):
     assert "text_encoder/model.safetensors" in bundled.weight_hashes()
 
 
+def test_generate_videos_batches_the_prior_and_returns_the_codes_it_decoded(bundled):
+    """One batch, one generator per video: each video equals the one generated alone with its seed, and the returned
+    tokens are the last-level codes the decoder read (decoding them gives the video back)."""
+    prompts = ["a red square slides left over a striped floor", "a circle"]  # different lengths: padding in the batch
+    out = bundled.generate_videos(prompts, [3, 4], 5, 32, 48)
+    assert out.video.shape == (2, 3, 5, 32, 48) and out.video.abs().max() <= 1
+    names = [lv.name for lv in out.tokens.levels]
+    assert names == [f"l4.s{i}" for i in range(5)] and all(lv.bits.shape == (2, 2, 4, 6, 4) for lv in out.tokens.levels)
+    for i in range(2):
+        alone = bundled.generate_videos([prompts[i]], [3 + i], 5, 32, 48)
+        assert torch.allclose(alone.video[0], out.video[i], atol=1e-4)
+        assert all(torch.equal(a.bits[0], b.bits[i]) for a, b in zip(alone.tokens.levels, out.tokens.levels))
+    replay = bundled.decode(out.tokens)
+    assert torch.allclose(replay, out.video, atol=1e-4)
+    assert not torch.allclose(out.video[0], out.video[1])
+
+
 @pytest.mark.slow
 def test_harness_run_ucf101_recon_with_the_bundled_checkpoint(tmp_path, ucf_mini):
     from harness.cli import main

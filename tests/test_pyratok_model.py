@@ -129,6 +129,29 @@ def test_ar_prior_learns_a_toy_hierarchy_and_samples_valid_codes():
     assert set(sampled[0].unique().tolist()) <= {-1.0, 1.0}
 
 
+def test_batched_sampling_equals_one_item_at_a_time_with_padded_prompts():
+    """Each item's codes depend only on its own prompt and generator: not on the batch, nor on the padding that a
+    longer prompt in the batch forces on a shorter one."""
+    torch.manual_seed(0)
+    prior = HierarchyPrior(bits=5, text_dim=4, levels=2, dim=16, layers=2, heads=2, window=12).eval()
+    tokens = torch.randn(2, 3, 4)
+    mask = torch.tensor([[True, True, True], [True, False, False]])  # the second prompt has one real token
+    tokens[1, 1:] = 99.0  # padding garbage that must never be attended to
+    text = TextContext(tokens, mask, tokens.mean(1), torch.ones(2, dtype=torch.bool))
+    shapes = [(3, 4, 4), (2, 2, 2)]  # level 1 has 48 tokens > window: sampled over its centred region only
+    batched = prior.sample(text, shapes, generator=[torch.Generator().manual_seed(s) for s in (7, 8)])
+    for i, seed in enumerate((7, 8)):
+        real = mask[i]
+        one = TextContext(tokens[i:i + 1, real], mask[i:i + 1, real], tokens[i:i + 1].mean(1), text.has_text[:1])
+        alone = prior.sample(one, shapes, generator=torch.Generator().manual_seed(seed))
+        for lv in range(2):
+            assert torch.equal(batched[lv][i:i + 1], alone[lv])
+    assert not torch.equal(batched[1][0], batched[1][1])  # different seeds and prompts give different codes
+    assert int((batched[0] == 0).all(1).sum()) == 2 * (48 - 12)  # outside the window: not sampled
+    with pytest.raises(ValueError, match="3 generators for a batch of 2"):
+        prior.sample(text, shapes, generator=[torch.Generator()] * 3)
+
+
 def test_ar_gradient_reaches_the_codes():
     torch.manual_seed(0)
     prior = HierarchyPrior(bits=4, text_dim=4, levels=2, dim=16, layers=1, heads=2, window=32)

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from harness.hashing import sha256_file
-from models.base import EMBED_TEXT, FEATURES, GENERATE, RECONSTRUCT, CodeLevel, ModelAdapter, ModelMetadata, Tokens
+from models.base import EMBED_TEXT, FEATURES, GENERATE, RECONSTRUCT, CodeLevel, GeneratedVideos, ModelAdapter, \
+    ModelMetadata, Tokens
 from models.tokenizer.checkpoint import bundle_files
 from models.tokenizer.tiling import tiled_decode, tiled_quantize
 
@@ -199,10 +200,36 @@ class PyraTokAdapter(ModelAdapter):
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         return self.model.embed_text(list(texts)).float().cpu()
 
-    @torch.no_grad()
     def generate(self, prompts: list[str], seed: int, num_frames: int, height: int, width: int) -> torch.Tensor:
         """Sample every level from the hierarchy prior (temperature and top_k are model args, recorded), then
-        decode the last level. Frame sizes are rounded up to the backbone's grid and cropped back."""
+        decode the last level; one generator seeded with `seed` serves the batch. Frame sizes are rounded up to the
+        backbone's grid and cropped back."""
+        video, _ = self._sample(prompts, torch.Generator().manual_seed(int(seed)), num_frames, height, width)
+        return video
+
+    def generate_videos(self, prompts: list[str], seeds: list[int], num_frames: int, height: int,
+                        width: int) -> GeneratedVideos:
+        """The whole request batch through the prior at once, each video drawn from its own seed's generator (so it
+        does not depend on the batch), and the sampled last-level codes the videos were decoded from."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        if not prompts:
+            return GeneratedVideos(torch.zeros(0, 3, num_frames, height, width))
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        video, stages = self._sample(prompts, gens, num_frames, height, width)
+        from models.tokenizer.binary import to_bits
+
+        name = self.model.quantizer.level_names[-1]
+        many = len(stages) > 1
+        levels = [CodeLevel(f"{name}.s{i}" if many else name, bits=to_bits(c).cpu(), bit_order="msb")
+                  for i, c in enumerate(stages)]
+        padded = tuple(self.model.backbone.pad_input(torch.zeros(1, 3, num_frames, height, width)).shape[2:])
+        payload = {"padded": padded, "decoder_levels": [lv.name for lv in levels]}  # so `decode` reads them back
+        return GeneratedVideos(video, Tokens((num_frames, height, width), levels=levels, payload=payload))
+
+    @torch.no_grad()
+    def _sample(self, prompts: list[str], generator, num_frames: int, height: int, width: int):
+        """(videos (B, 3, T, H, W) on the CPU, the last level's ±1 codes per residual stage)."""
         m = self.model
         bb = m.backbone
         shape = bb.pad_input(torch.zeros(1, 3, num_frames, height, width)).shape[2:]
@@ -210,12 +237,11 @@ class PyraTokAdapter(ModelAdapter):
         for st, sh, sw in m.quantizer.strides:
             grids.append((1 + (shape[0] - 1) // st if st > 1 else shape[0], shape[1] // sh, shape[2] // sw))
         text = m.text_context(list(prompts), self.device)
-        g = torch.Generator().manual_seed(int(seed))
-        levels = m.prior.sample(text, grids, self.args["temperature"], self.args["top_k"], g)
+        levels = m.prior.sample(text, grids, self.args["temperature"], self.args["top_k"], generator)
         last = levels[-1]
         k = m.cfg.codebook_bits
         stages = [last[:, i * k:(i + 1) * k] for i in range(m.cfg.residual_stages)]
         from models.tokenizer.binary import dequantize_stages
 
         out = m.decode_value(dequantize_stages(stages), clamp=True)
-        return out[:, :, :num_frames, :height, :width].cpu()
+        return out[:, :, :num_frames, :height, :width].cpu(), stages

@@ -37,6 +37,24 @@ def grid_coords(t: int, h: int, w: int, device=None) -> torch.Tensor:
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
 
 
+def _cached_mask(n: int, total: int, prefix: int, prefix_mask: torch.Tensor | None, device) -> torch.Tensor | None:
+    """Attention mask of n new positions over `total` cached + new keys: causal among the new ones, never a padded
+    prefix (text) key (prefix_mask (B, prefix), True = real), always the position itself (so no row is empty)."""
+    mask = None
+    if n > 1:
+        mask = torch.ones(n, total, dtype=torch.bool, device=device).tril(total - n)
+    if prefix_mask is None:
+        return mask
+    keys = torch.ones(prefix_mask.shape[0], total, dtype=torch.bool, device=device)
+    keys[:, :prefix] = prefix_mask
+    keys = keys[:, None, None, :]  # (B, heads, n, total)
+    if mask is None:
+        return keys
+    own = torch.zeros(n, total, dtype=torch.bool, device=device)
+    own[torch.arange(n), total - n + torch.arange(n)] = True
+    return (mask & keys) | own
+
+
 class Block(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -47,7 +65,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: dict | None = None,
-                keep: int | None = None, prefix: int = 0) -> torch.Tensor:
+                keep: int | None = None, prefix: int = 0, prefix_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if cache is None:
@@ -59,10 +77,7 @@ class Block(nn.Module):
                 k = torch.cat([k[:, :, :prefix], k[:, :, -keep:]], 2)
                 v = torch.cat([v[:, :, :prefix], v[:, :, -keep:]], 2)
             cache["k"], cache["v"] = k, v
-            mask = None
-            if n > 1:
-                total = k.shape[2]
-                mask = torch.ones(n, total, dtype=torch.bool, device=x.device).tril(total - n)
+            mask = _cached_mask(n, k.shape[2], prefix, prefix_mask, x.device)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
         return x + self.mlp(self.norm2(x))
@@ -172,22 +187,27 @@ class HierarchyPrior(nn.Module):
     # -- sampling ------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, text: TextContext, shapes: list[tuple[int, int, int]], temperature: float = 1.0,
-               top_k: int | None = None, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-        """Codes (B, k, t, h, w) of every level, sampled token by token (raster order, level 1 first). The last level
-        (the one the decoder reads) is sampled in full (±1 everywhere); each earlier level, as in training, only over
-        the centred normalized region that keeps it within `window` tokens (0 outside it: not sampled), so a 256x256
-        clip costs ~5k steps, not the ~300k of every level in full. Each prompt is sampled on its own, so its padded
-        text positions never enter the key/value cache."""
-        per_item = [self._sample_one(text.tokens[i:i + 1, text.mask[i]], shapes, temperature, top_k, generator)
-                    for i in range(text.tokens.shape[0])]
-        return [torch.cat([levels[lv] for levels in per_item]) for lv in range(len(shapes))]
+               top_k: int | None = None, generator: torch.Generator | list[torch.Generator] | None = None
+               ) -> list[torch.Tensor]:
+        """Codes (B, k, t, h, w) of every level, sampled token by token (raster order, level 1 first), the whole
+        batch at once. The last level (the one the decoder reads) is sampled in full (±1 everywhere); each earlier
+        level, as in training, only over the centred normalized region that keeps it within `window` tokens (0
+        outside it: not sampled), so a 256x256 clip costs ~5k steps, not the ~300k of every level in full.
 
-    def _sample_one(self, tokens, shapes, temperature, top_k, generator) -> list[torch.Tensor]:
-        dev = tokens.device
+        `generator`: one per item (each item's draws then depend on its own generator only, so a video does not
+        change with what else is in the batch) or one shared by the batch. Padded text positions are masked out of
+        the key/value cache, so an item's codes do not depend on the other prompts' lengths either (up to float
+        rounding in the batched products)."""
+        b = text.tokens.shape[0]
+        gens = generator if isinstance(generator, (list, tuple)) else None
+        if gens is not None and len(gens) != b:
+            raise ValueError(f"{len(gens)} generators for a batch of {b}")
+        dev = text.tokens.device
         caches = [dict() for _ in self.blocks]
-        prefix = tokens.shape[1] + 1
+        prefix = text.tokens.shape[1] + 1
+        prefix_mask = torch.cat([text.mask.bool(), torch.ones(b, 1, dtype=torch.bool, device=dev)], 1)
         keep = self.window * len(shapes)
-        x = torch.cat([self.text_in(tokens), self.soi.view(1, 1, -1)], 1)
+        x = torch.cat([self.text_in(text.tokens), self.soi.expand(b, 1, -1)], 1)
         out_levels = []
         regions = self._windows(shapes[:-1], None, centred=True) if len(shapes) > 1 else []
         for lv, (t, h, w) in enumerate(shapes):
@@ -195,34 +215,38 @@ class HierarchyPrior(nn.Module):
             coords = grid_coords(t, h, w, dev)[idx.to(dev)]
             pos_e = self.pos_in(fourier_positions(coords))
             nxt_e = self.next_pos_in(fourier_positions(coords)) + self.next_level_emb.weight[lv]
-            codes = torch.zeros(1, t * h * w, self.bits, device=dev)
+            codes = torch.zeros(b, t * h * w, self.bits, device=dev)
             for j, cell in enumerate(idx.tolist()):
                 inp = x.clone()
                 inp[:, -1] = inp[:, -1] + nxt_e[j]
-                logits = self._step(inp, caches, prefix, keep)
-                q = self._sample_bits(logits[:, -1], temperature, top_k, generator)
+                logits = self._step(inp, caches, prefix, keep, prefix_mask)
+                q = self._sample_bits(logits[:, -1], temperature, top_k, gens if gens is not None else generator)
                 codes[:, cell] = q
                 x = (self.bit_in(q) + pos_e[j] + self.level_emb.weight[lv]).unsqueeze(1)
-            out_levels.append(codes.transpose(1, 2).reshape(1, self.bits, t, h, w))
+            out_levels.append(codes.transpose(1, 2).reshape(b, self.bits, t, h, w))
             if lv < len(shapes) - 1:
-                self._step(x, caches, prefix, keep)
-                x = self.sep.view(1, 1, -1)
+                self._step(x, caches, prefix, keep, prefix_mask)
+                x = self.sep.expand(b, 1, -1)
         return out_levels
 
-    def _step(self, x, caches, prefix: int, keep: int) -> torch.Tensor:
+    def _step(self, x, caches, prefix: int, keep: int, prefix_mask: torch.Tensor | None = None) -> torch.Tensor:
         for blk, cache in zip(self.blocks, caches):
-            x = blk(x, cache=cache, keep=keep, prefix=prefix)
+            x = blk(x, cache=cache, keep=keep, prefix=prefix, prefix_mask=prefix_mask)
         return self.head(self.norm(x))
 
     @staticmethod
     def _sample_bits(logits: torch.Tensor, temperature: float, top_k: int | None,
-                     generator: torch.Generator | None) -> torch.Tensor:
-        """Sample ±1 bits from factorized logits (B, k). With top_k, sampling is restricted to the 2^m codes that
-        differ from the most likely code only in its m = ceil(log2 top_k) least confident bits."""
+                     generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+        """Sample ±1 bits from factorized logits (B, k), with one generator per row or one for all. With top_k,
+        sampling is restricted to the 2^m codes that differ from the most likely code only in its
+        m = ceil(log2 top_k) least confident bits."""
         if temperature <= 0:
             return torch.where(logits >= 0, 1.0, -1.0)
         p = torch.sigmoid(logits / temperature)
-        u = torch.rand(p.shape, generator=generator).to(p.device)
+        if isinstance(generator, (list, tuple)):
+            u = torch.stack([torch.rand(p.shape[1:], generator=g) for g in generator]).to(p.device)
+        else:
+            u = torch.rand(p.shape, generator=generator).to(p.device)
         bits = torch.where(u < p, 1.0, -1.0)
         if top_k is not None and top_k >= 1:
             m = min(logits.shape[-1], int(math.ceil(math.log2(max(top_k, 1)))))
