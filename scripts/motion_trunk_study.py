@@ -1,0 +1,163 @@
+"""Can a small video trunk learn the mini splits' semantics on this CPU? A study for issue 7 (docs/pyratok.md).
+
+The bundled PyraTok is at chance on the text-driven zero-shot tasks, and two earlier CPU diagnostics (a semantic
+second stage, a level-1 head on the motion labels) stayed at chance. This script separates "the mini splits' motions
+cannot be learned on two cores" from "the bundle's design cannot learn them": it trains a plain strided 3D conv net
+(4 conv layers to a 4x4 grid, then a 1x1x1 conv to `--dim` code channels) from scratch on procedural scenes
+(tasks/mini/scenes.py: one object, ten motions, random backgrounds, camera drift), 8 frames taken every 4th frame of a
+30-frame 15 fps clip (as the classification protocols sample), rendered at 64x112 and cropped to 64x64, with
+
+  --objective labels    cross-entropy on the motion class (an upper bound),
+  --objective captions  a soft-target contrastive loss between pooled clip features and the frozen text encoder's
+                        caption embeddings through a trained MLP (as PyraTok's `contrastive` alignment),
+
+and reports held-out zero-shot accuracy by text matching (argmax cosine with the embedded class names): the ten
+motions in Kinetics' -ing form, the five motions of the k400-cls mini split, and the seven SSv2 mini templates.
+`--pooling` pools the code channels over time and space by the mean (what the tasks do) or the max; `--norm`
+puts GroupNorm after every conv, or nothing.
+
+    python scripts/motion_trunk_study.py --objective captions --pooling mean --steps 1000 --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tasks.mini.clips import MOTION_ING  # noqa: E402
+from tasks.mini.scenes import MOTIONS, random_scene, render  # noqa: E402
+
+FRAMES, STRIDE, SCENE_FRAMES, FPS, HEIGHT, WIDTH = 8, 4, 30, 15.0, 64, 112
+K400_MINI = ("slides left", "slides right", "moves up", "bounces", "spins")  # tasks/kinetics.py MINI_LABELS[400]
+
+
+def render_clip(i: int, seed: int) -> tuple[np.ndarray, int, str]:
+    """Clip i: uint8 (FRAMES, 64, 64, 3), its motion index (the motions in turn) and its caption."""
+    rng = np.random.default_rng([seed, i])
+    motion = i % len(MOTIONS)
+    scene = random_scene(rng, SCENE_FRAMES, HEIGHT, WIDTH, FPS, motion=MOTIONS[motion])
+    frames, _ = render(scene)
+    idx = np.minimum(np.arange(FRAMES) * STRIDE, SCENE_FRAMES - 1)
+    x0 = int(rng.integers(0, WIDTH - HEIGHT + 1))
+    return frames[idx, :, x0:x0 + HEIGHT], motion, scene.caption()
+
+
+def render_set(n: int, seed: int, workers: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    with Pool(workers) as pool:
+        items = pool.starmap(render_clip, [(i, seed) for i in range(n)], chunksize=32)
+    video = torch.from_numpy(np.stack([x for x, _, _ in items])).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+    return video, torch.tensor([y for _, y, _ in items]), [c for _, _, c in items]
+
+
+def trunk(dim: int, norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for c_in, c_out, stride in ((3, 32, (1, 2, 2)), (32, 64, (1, 2, 2)), (64, 64, (2, 2, 2)), (64, 128, (1, 2, 2))):
+        layers += [nn.Conv3d(c_in, c_out, 3, stride, 1)] + ([nn.GroupNorm(8, c_out)] if norm else []) + [nn.SiLU()]
+    return nn.Sequential(*layers, nn.Conv3d(128, dim, 1))
+
+
+def soft_contrastive(video: torch.Tensor, text: torch.Tensor, caption_emb: torch.Tensor, temperature: float = 0.1,
+                     target_temperature: float = 0.05) -> torch.Tensor:
+    """Symmetric cross-entropy against soft targets from the frozen caption-caption cosines (identical captions
+    share the mass), as PyraTok's contrastive alignment."""
+    c = F.normalize(caption_emb, dim=-1)
+    target = F.softmax(c @ c.T / target_temperature, -1)
+    logits = F.normalize(video, dim=-1) @ F.normalize(text, dim=-1).T / temperature
+    return -((target * F.log_softmax(logits, -1)).sum(-1).mean() + (target * F.log_softmax(logits.T, -1)).sum(-1).mean())
+
+
+def zero_shot(features: torch.Tensor, labels: torch.Tensor, class_emb: torch.Tensor, classes: list[int]) -> float:
+    """Accuracy of argmax cosine among `classes` (motion indices), over the clips whose motion is one of them."""
+    keep = torch.isin(labels, torch.tensor(classes))
+    scores = F.normalize(features[keep], dim=-1) @ F.normalize(class_emb, dim=-1).T
+    truth = torch.tensor([classes.index(int(y)) for y in labels[keep]])
+    return float((scores.argmax(1) == truth).float().mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--objective", choices=("labels", "captions"), default="captions")
+    ap.add_argument("--pooling", choices=("mean", "max"), default="mean")
+    ap.add_argument("--norm", choices=("group", "none"), default="group")
+    ap.add_argument("--clips", type=int, default=6000, help="rendered clips; the last 10%% are held out")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--dim", type=int, default=16, help="code channels of the trunk's output")
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, help="write the settings and the accuracy curve here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    from models.pyratok.text import FrozenTextEncoder
+    from tasks.ssv2 import MINI_LABELS as SSV2_MINI
+
+    t0 = time.time()
+    video, labels, captions = render_set(args.clips, args.seed, args.threads)
+    held = args.clips // 10
+    train_x, train_y, train_c = video[:-held], labels[:-held], captions[:-held]
+    test_x, test_y = video[-held:], labels[-held:]
+    encoder = FrozenTextEncoder()
+    caption_emb = encoder.encode(train_c)[2]
+    names = {"motions-10": ([MOTION_ING[m] for m in MOTIONS], list(range(len(MOTIONS)))),
+             "k400-mini-5": ([MOTION_ING[m] for m in K400_MINI], [MOTIONS.index(m) for m in K400_MINI]),
+             "ssv2-mini-7": ([t.replace("[something]", "something") for t in SSV2_MINI],
+                             [MOTIONS.index(m) for m in SSV2_MINI.values()])}
+    class_emb = {k: encoder.encode(texts)[2] for k, (texts, _) in names.items()}
+    print(f"rendered and embedded {args.clips} clips in {time.time() - t0:.0f} s", flush=True)
+
+    net = trunk(args.dim, args.norm == "group")
+    text_mlp = nn.Sequential(nn.Linear(caption_emb.shape[1], 256), nn.SiLU(), nn.Linear(256, args.dim))
+    head = nn.Linear(args.dim, len(MOTIONS))
+    params = list(net.parameters()) + list(text_mlp.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, args.lr)
+    pool = (lambda f: f.mean((2, 3, 4))) if args.pooling == "mean" else (lambda f: f.amax((2, 3, 4)))
+    gen = torch.Generator().manual_seed(args.seed)
+    curve = []
+    t0 = time.time()
+    for step in range(1, args.steps + 1):
+        i = torch.randint(0, len(train_y), (args.batch_size,), generator=gen)
+        feats = pool(net(train_x[i]))
+        if args.objective == "labels":
+            loss = F.cross_entropy(head(feats), train_y[i])
+        else:
+            loss = soft_contrastive(feats, text_mlp(caption_emb[i]), caption_emb[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % args.eval_every == 0 or step == args.steps:
+            with torch.no_grad():
+                feats = torch.cat([pool(net(x)) for x in test_x.split(64)])
+                row = {"step": step, "loss": round(float(loss), 4), "seconds": round(time.time() - t0, 1)}
+                if args.objective == "labels":  # no text path was trained: the classifier's own accuracy
+                    row["supervised-10"] = float((head(feats).argmax(1) == test_y).float().mean())
+                else:
+                    for k, (_, classes) in names.items():
+                        row[k] = zero_shot(feats, test_y, text_mlp(class_emb[k]), classes)
+            curve.append(row)
+            print("  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+                  flush=True)
+    if args.json:
+        chance = {k: 1 / len(c) for k, (_, c) in names.items()} | {"supervised-10": 1 / len(MOTIONS)}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"settings": {k: (str(v) if isinstance(v, Path) else v)
+                                                      for k, v in vars(args).items()},
+                                         "held_out": held, "chance": chance, "curve": curve}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
