@@ -36,6 +36,10 @@ class PyraTokConfig(WithBackbone):
     # frozen area-downsample trunk) see motion and shape before it is aligned with text
     lateral_kernel: int = 1
     lateral_depth: int = 1
+    # a semantic trunk beside the encoder feeding every level (models/pyratok/trunk.py; not in the paper): its width,
+    # 0 = none (the paper's design), and the blocks it adds at the deepest grid
+    semantic_trunk: int = 0
+    semantic_trunk_depth: int = 2
     text_scale: float = 0.7  # the release's lapq_text_condition_scale (its code forces 0; here it is used)
     align_levels: Any = "all"  # "none" | "last" | "all" | [1-based levels]
     inv_temperature: float = 100.0
@@ -140,7 +144,8 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 # decoding; alignment learned from text-free encodings of whole 128x128 clips, scored by mean pooling as the tasks.
 STAGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "semantic": ({"lateral_kernel": 3, "lateral_depth": 2,
-                  "freeze": ["backbone", "quantizer.blocks.last", "text_adapter.null"], "w_recon": 0.0,
+                  "freeze": ["backbone", "quantizer.blocks.last", "quantizer.semantic_in.last", "text_adapter.null"],
+                  "w_recon": 0.0,
                   "text_condition": 0.0, "align_pooling": "mean", "aux_warmup": 0, "mask_prob": 0.0,
                   "w_text_align": 1.0},
                  {"steps": 1500, "lr": 1e-3, "warmup": 50, "crop": 128, "clip_frames": 17, "batch_size": 8,

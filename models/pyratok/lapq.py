@@ -2,7 +2,8 @@
 
 Each level l reads encoder features F(l) at its own depth through a lateral 1x1x1 Conv3D (optionally, for the
 shallow levels, a small causal conv stack: `CausalLateral`), adds the previous level's
-quantized code resampled to its grid (causal average pooling) and projected, normalizes (LayerNorm), lets every
+quantized code resampled to its grid (causal average pooling) and projected (and, with a semantic trunk, that
+trunk's features on its grid, projected: models/pyratok/trunk.py), normalizes (LayerNorm), lets every
 visual token attend to the projected text tokens (multi-head cross-attention, residual with a fixed scale, as in the
 release's LaPQuantizer3D but switched on), and projects to k bits. The bits are sign-quantized with a straight-through
 estimator onto ONE binary codebook {-1,+1}^k shared by all levels (so a code means the same thing at every depth and
@@ -89,9 +90,13 @@ class LaPQLevel(nn.Module):
         self.out_norm = nn.LayerNorm(dim)
         self.to_bits = nn.Linear(dim, bits)
 
-    def forward(self, feat: torch.Tensor, prev: torch.Tensor | None, text: TextContext | None) -> torch.Tensor:
+    def forward(self, feat: torch.Tensor, prev: torch.Tensor | None, text: TextContext | None,
+                semantic: torch.Tensor | None = None) -> torch.Tensor:
         b, _, t, h, w = feat.shape
-        x = self.lateral(feat).flatten(2).transpose(1, 2)  # (B, N, dim)
+        x = self.lateral(feat)
+        if semantic is not None:  # the semantic trunk's features on this grid, projected (models/pyratok/trunk.py)
+            x = x + semantic
+        x = x.flatten(2).transpose(1, 2)  # (B, N, dim)
         if self.prev is not None and prev is not None:
             x = x + self.prev(causal_pool(prev, (t, h, w)).flatten(2).transpose(1, 2))
         x = self.norm(x)
@@ -111,7 +116,8 @@ class LaPQ(Quantizer):
     def __init__(self, tap_channels: dict[str, int], tap_strides: dict[str, tuple[int, int, int]], levels: int = 4,
                  bits: int = 16, residual_stages: int = 1, dim: int = 64, heads: int = 4, text_dim: int = 256,
                  align_levels="all", text_scale: float = 0.7, inv_temperature: float = 100.0,
-                 lateral_kernel: int = 1, lateral_depth: int = 1):
+                 lateral_kernel: int = 1, lateral_depth: int = 1,
+                 semantic_channels: dict[tuple[int, int, int], int] | None = None):
         super().__init__()
         if not 1 <= bits <= 30:
             raise ValueError(f"codebook_bits must be 1..30, got {bits}")
@@ -128,16 +134,29 @@ class LaPQ(Quantizer):
             LaPQLevel(tap_channels[tap], dim, bits, text_dim, heads, i > 0, i in self.text_levels, text_scale,
                       **(shallow if i < levels - 1 else {}))
             for i, tap in enumerate(self.taps))
+        # with a semantic trunk: one 1x1x1 projection per level from the trunk's output on its grid, zero at the
+        # start so that adding the trunk does not change a trained model's codes
+        self.semantic_in = None
+        if semantic_channels is not None:
+            self.semantic_in = nn.ModuleList(nn.Conv3d(semantic_channels[s], dim, 1) for s in self.strides)
+            for proj in self.semantic_in:
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
 
-    def forward(self, features: list[torch.Tensor], text: TextContext | None = None) -> QuantizerOutput:
+    def forward(self, features: list[torch.Tensor], text: TextContext | None = None,
+                semantic: dict[tuple[int, int, int], torch.Tensor] | None = None) -> QuantizerOutput:
         """Losses are averaged over levels (and residual stages), and the entropy is reported per bit (nats / bit,
-        in [0, 2 ln 2]), so their scale does not grow with the number of levels, stages or bits."""
+        in [0, 2 ln 2]), so their scale does not grow with the number of levels, stages or bits. `semantic`: the
+        semantic trunk's features by stride (needed exactly when the quantizer was built with a trunk)."""
+        if (semantic is None) != (self.semantic_in is None):
+            raise ValueError("semantic trunk features must be given exactly when LaPQ was built with a trunk")
         levels: list[QuantizedLevel] = []
         commit = features[0].new_zeros(())
         entropy = features[0].new_zeros(())
         prev = None
         for i, (block, feat) in enumerate(zip(self.blocks, features)):
-            z = block(feat, prev, text)
+            sem = self.semantic_in[i](semantic[self.strides[i]]) if semantic is not None else None
+            z = block(feat, prev, text, sem)
             value, codes, c = residual_sign_quantize(z, self.residual_stages)
             commit = commit + c / self.residual_stages
             if self.training:

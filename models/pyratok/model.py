@@ -21,6 +21,7 @@ from models.pyratok.losses import (contrastive_text_alignment, drift_kl, hierarc
                                    paper_text_alignment, text_codebook_alignment)
 from models.pyratok.prior import HierarchyPrior
 from models.pyratok.text import FrozenTextEncoder, TextAdapter
+from models.pyratok.trunk import SemanticTrunk
 from models.tokenizer.backbone import WanBackbone
 from models.tokenizer.model import TokenizerModel
 from models.tokenizer.quantizer import QuantizerOutput, TextContext
@@ -28,15 +29,24 @@ from models.tokenizer.quantizer import QuantizerOutput, TextContext
 DRIFT_TAP = "mid"
 
 
+def _semantic_channels(trunk: SemanticTrunk, backbone: WanBackbone) -> dict[tuple[int, int, int], int]:
+    """The trunk's width at each tap stride (its strides are the encoder's, so every tap has one)."""
+    return {tuple(s): trunk.channels_at(s) for s in backbone.tap_strides.values()}
+
+
 class PyraTokModel(TokenizerModel):
     def __init__(self, cfg: PyraTokConfig, text_encoder: FrozenTextEncoder | None = None):
         backbone = WanBackbone.from_config(cfg.backbone, cfg.vae)
+        trunk = (SemanticTrunk(cfg.semantic_trunk, list(backbone.vae.config.temperal_downsample),
+                               cfg.semantic_trunk_depth) if cfg.semantic_trunk else None)
         quantizer = LaPQ(backbone.tap_channels, backbone.tap_strides, levels=cfg.levels, bits=cfg.codebook_bits,
                          residual_stages=cfg.residual_stages, dim=cfg.lapq_dim, heads=cfg.lapq_heads,
                          text_dim=cfg.text_dim, align_levels=cfg.align_levels, text_scale=cfg.text_scale,
                          inv_temperature=cfg.inv_temperature, lateral_kernel=cfg.lateral_kernel,
-                         lateral_depth=cfg.lateral_depth)
+                         lateral_depth=cfg.lateral_depth,
+                         semantic_channels=_semantic_channels(trunk, backbone) if trunk is not None else None)
         super().__init__(backbone, quantizer)
+        self.trunk = trunk
         self._text_encoder = text_encoder
         self.cfg = cfg
         if cfg.text_width is None:
@@ -57,6 +67,12 @@ class PyraTokModel(TokenizerModel):
             self.cfg = cfg = cfg.replace(drift_width=reference_width(cfg.drift_reference))
         self.drift_proj = (nn.Conv3d(backbone.tap_channels[DRIFT_TAP], cfg.drift_width, 1)
                            if self.drift_source() == "image-model" else None)
+
+    def quantize(self, video: torch.Tensor, text: TextContext | None = None) -> QuantizerOutput:
+        """The encoder taps (and the semantic trunk's features, when configured) through LaPQ."""
+        feats = self.backbone.encode_taps(video, self.quantizer.taps)
+        semantic = self.trunk(video) if self.trunk is not None else None
+        return self.quantizer([feats[t] for t in self.quantizer.taps], text, semantic)
 
     # -- text ----------------------------------------------------------------------------------------------------
     @property

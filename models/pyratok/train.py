@@ -102,15 +102,16 @@ def load_matching(model, source: str | Path) -> list[str]:
 
 
 def apply_freeze(model, prefixes) -> int:
-    """requires_grad=False on parameters whose names start with one of `prefixes` ("quantizer.blocks.last" names
-    the last LaPQ level whatever the number of levels); returns how many values."""
+    """requires_grad=False on parameters whose names start with one of `prefixes` ("quantizer.blocks.last" and
+    "quantizer.semantic_in.last" name the last LaPQ level's parts whatever the number of levels); returns how many
+    values."""
     if not prefixes:
         return 0
     prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
-    symbolic = "quantizer.blocks.last"
-    if any(x.startswith(symbolic) for x in prefixes):
-        last = f"quantizer.blocks.{len(model.quantizer.blocks) - 1}"
-        prefixes = [last + x[len(symbolic):] if x.startswith(symbolic) else x for x in prefixes]
+    last = str(len(model.quantizer.blocks) - 1)
+    for group in ("quantizer.blocks.", "quantizer.semantic_in."):
+        symbolic = group + "last"
+        prefixes = [group + last + x[len(symbolic):] if x.startswith(symbolic) else x for x in prefixes]
     n = 0
     for name, p in model.named_parameters():
         if any(name.startswith(x) for x in prefixes):
@@ -137,10 +138,15 @@ def check_decoded_path_frozen(model) -> None:
     and the null text token frozen, and a last level that ignores the shallower codes (its `prev` projection zero,
     as the structured start leaves it). Otherwise it raises, naming what would change."""
     last = model.quantizer.blocks[-1]
+    i = len(model.quantizer.blocks) - 1
     moving = [n for n, p in model.named_parameters() if p.requires_grad and (
-        n.startswith(("backbone.", "text_adapter.null", f"quantizer.blocks.{len(model.quantizer.blocks) - 1}.")))]
+        n.startswith(("backbone.", "text_adapter.null", f"quantizer.blocks.{i}.", f"quantizer.semantic_in.{i}.")))]
     if moving:
         raise ValueError(f"w_recon=0 but the decoded path would train ({', '.join(moving[:4])}...): freeze it")
+    sem = model.quantizer.semantic_in[i] if model.quantizer.semantic_in is not None else None
+    if sem is not None and bool(sem.weight.detach().abs().sum() > 0):
+        raise ValueError("w_recon=0 but the last level reads the semantic trunk (its projection is non-zero), so "
+                         "training the trunk would change the reconstruction; keep the reconstruction loss")
     if last.prev is not None and bool(last.prev.weight.detach().abs().sum() > 0):
         raise ValueError("w_recon=0 but the last level reads the shallower levels' codes (its prev projection is "
                          "non-zero), so training them would change the reconstruction; start from a checkpoint "
