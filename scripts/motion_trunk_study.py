@@ -2,10 +2,12 @@
 
 The bundled PyraTok is at chance on the text-driven zero-shot tasks, and two earlier CPU diagnostics (a semantic
 second stage, a level-1 head on the motion labels) stayed at chance. This script separates "the mini splits' motions
-cannot be learned on two cores" from "the bundle's design cannot learn them": it trains a plain strided 3D conv net
-(4 conv layers to a 4x4 grid, then a 1x1x1 conv to `--dim` code channels) from scratch on procedural scenes
-(tasks/mini/scenes.py: one object, ten motions, random backgrounds, camera drift), 8 frames taken every 4th frame of a
-30-frame 15 fps clip (as the classification protocols sample), rendered at 64x112 and cropped to 64x64, with
+cannot be learned on two cores" from "the bundle's design cannot learn them": it trains PyraTok's semantic trunk
+(models/pyratok/trunk.py: causal strided 3D conv blocks with per-frame GroupNorm at the Wan encoder's strides, width
+32, two more blocks on the 1/8 grid), then a 1x1x1 conv to `--dim` code channels, from scratch on procedural scenes
+(tasks/mini/scenes.py: one object, ten motions, random backgrounds, camera drift), 9 frames taken every 4th frame of
+a 30-frame 15 fps clip (as the classification protocols sample; past the end the last frame repeats), rendered at
+64x112 and cropped to 64x64, with
 
   --objective labels    cross-entropy on the motion class (an upper bound),
   --objective captions  a soft-target contrastive loss between pooled clip features and the frozen text encoder's
@@ -13,8 +15,8 @@ cannot be learned on two cores" from "the bundle's design cannot learn them": it
 
 and reports held-out zero-shot accuracy by text matching (argmax cosine with the embedded class names): the ten
 motions in Kinetics' -ing form, the five motions of the k400-cls mini split, and the seven SSv2 mini templates.
-`--pooling` pools the code channels over time and space by the mean (what the tasks do) or the max; `--norm`
-puts GroupNorm after every conv, or nothing.
+`--pooling` pools the code channels over time and space by the mean (what the tasks do) or the max; `--norm none`
+drops the trunk's normalization (the control).
 
     python scripts/motion_trunk_study.py --objective captions --pooling mean --steps 1000 --json out.json
 """
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tasks.mini.clips import MOTION_ING  # noqa: E402
 from tasks.mini.scenes import MOTIONS, random_scene, render  # noqa: E402
 
-FRAMES, STRIDE, SCENE_FRAMES, FPS, HEIGHT, WIDTH = 8, 4, 30, 15.0, 64, 112
+FRAMES, STRIDE, SCENE_FRAMES, FPS, HEIGHT, WIDTH = 9, 4, 30, 15.0, 64, 112
 K400_MINI = ("slides left", "slides right", "moves up", "bounces", "spins")  # tasks/kinetics.py MINI_LABELS[400]
 
 
@@ -59,11 +61,18 @@ def render_set(n: int, seed: int, workers: int) -> tuple[torch.Tensor, torch.Ten
     return video, torch.tensor([y for _, y, _ in items]), [c for _, _, c in items]
 
 
-def trunk(dim: int, norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for c_in, c_out, stride in ((3, 32, (1, 2, 2)), (32, 64, (1, 2, 2)), (64, 64, (2, 2, 2)), (64, 128, (1, 2, 2))):
-        layers += [nn.Conv3d(c_in, c_out, 3, stride, 1)] + ([nn.GroupNorm(8, c_out)] if norm else []) + [nn.SiLU()]
-    return nn.Sequential(*layers, nn.Conv3d(128, dim, 1))
+class Net(nn.Module):
+    """PyraTok's semantic trunk (the Wan strides, width 32) and a 1x1x1 conv from its deepest grid to `dim`."""
+
+    def __init__(self, dim: int, norm: bool):
+        super().__init__()
+        from models.pyratok.trunk import SemanticTrunk
+
+        self.trunk = SemanticTrunk(32, [False, True, True], depth=2, norm=norm)
+        self.out = nn.Conv3d(self.trunk.channels[-1], dim, 1)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.out(self.trunk(video)[self.trunk.strides[-1]])
 
 
 def soft_contrastive(video: torch.Tensor, text: torch.Tensor, caption_emb: torch.Tensor, temperature: float = 0.1,
@@ -119,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     class_emb = {k: encoder.encode(texts)[2] for k, (texts, _) in names.items()}
     print(f"rendered and embedded {args.clips} clips in {time.time() - t0:.0f} s", flush=True)
 
-    net = trunk(args.dim, args.norm == "group")
+    net = Net(args.dim, args.norm == "group")
     text_mlp = nn.Sequential(nn.Linear(caption_emb.shape[1], 256), nn.SiLU(), nn.Linear(256, args.dim))
     head = nn.Linear(args.dim, len(MOTIONS))
     params = list(net.parameters()) + list(text_mlp.parameters()) + list(head.parameters())
