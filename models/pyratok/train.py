@@ -108,10 +108,11 @@ def apply_freeze(model, prefixes) -> int:
     if not prefixes:
         return 0
     prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
-    last = str(len(model.quantizer.blocks) - 1)
     for group in ("quantizer.blocks.", "quantizer.semantic_in."):
         symbolic = group + "last"
-        prefixes = [group + last + x[len(symbolic):] if x.startswith(symbolic) else x for x in prefixes]
+        if any(x.startswith(symbolic) for x in prefixes):
+            last = str(len(model.quantizer.blocks) - 1)
+            prefixes = [group + last + x[len(symbolic):] if x.startswith(symbolic) else x for x in prefixes]
     n = 0
     for name, p in model.named_parameters():
         if any(name.startswith(x) for x in prefixes):
