@@ -47,7 +47,7 @@ def _cached_mask(n: int, total: int, prefix: int, prefix_mask: torch.Tensor | No
         return mask
     keys = torch.ones(prefix_mask.shape[0], total, dtype=torch.bool, device=device)
     keys[:, :prefix] = prefix_mask
-    keys = keys[:, None, None, :]  # (B, heads, n, total)
+    keys = keys[:, None, None, :]  # (B, 1, 1, total): broadcast over heads and new positions
     if mask is None:
         return keys
     own = torch.zeros(n, total, dtype=torch.bool, device=device)
@@ -199,9 +199,8 @@ class HierarchyPrior(nn.Module):
         the key/value cache, so an item's codes do not depend on the other prompts' lengths either (up to float
         rounding in the batched products)."""
         b = text.tokens.shape[0]
-        gens = generator if isinstance(generator, (list, tuple)) else None
-        if gens is not None and len(gens) != b:
-            raise ValueError(f"{len(gens)} generators for a batch of {b}")
+        if isinstance(generator, (list, tuple)) and len(generator) != b:
+            raise ValueError(f"{len(generator)} generators for a batch of {b}")
         dev = text.tokens.device
         caches = [dict() for _ in self.blocks]
         prefix = text.tokens.shape[1] + 1
@@ -220,7 +219,7 @@ class HierarchyPrior(nn.Module):
                 inp = x.clone()
                 inp[:, -1] = inp[:, -1] + nxt_e[j]
                 logits = self._step(inp, caches, prefix, keep, prefix_mask)
-                q = self._sample_bits(logits[:, -1], temperature, top_k, gens if gens is not None else generator)
+                q = self._sample_bits(logits[:, -1], temperature, top_k, generator)
                 codes[:, cell] = q
                 x = (self.bit_in(q) + pos_e[j] + self.level_emb.weight[lv]).unsqueeze(1)
             out_levels.append(codes.transpose(1, 2).reshape(b, self.bits, t, h, w))
