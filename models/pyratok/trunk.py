@@ -3,9 +3,9 @@ VAE encoder whose features reach every LaPQ level (an addition to the paper, off
 
 Why: the paper's levels read a *pretrained* encoder, whose features already carry semantics; a small configuration
 trained here starts from an encoder that holds only colour averages (the frozen area-downsample start), and no LaPQ
-level can learn motion or shape from those on a CPU budget. `scripts/motion_trunk_study.py` shows that a plain
-strided conv net with GroupNorm learns the mini splits' motions from captions alone in minutes on two cores, and
-stays at chance without normalization (docs/pyratok.md). This module is that net, shaped like the encoder: one
+level can learn motion or shape from those on a CPU budget. `scripts/motion_trunk_study.py` trains this module alone:
+it learns the mini splits' motions from captions alone in half an hour on two cores, and stays at chance without
+normalization or with a 4-channel output (docs/pyratok.md). It is shaped like the encoder: one
 block per encoder down-sampling stage with the same strides (time halved where the encoder halves it, causally:
 frame 0 alone, then groups, as the Wan encoder), then `depth` blocks at the deepest grid to widen the receptive
 field. Its output at each stride is projected into the LaPQ levels on that grid (`LaPQ.semantic_in`, zero at
