@@ -39,25 +39,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tasks.mini.clips import MOTION_ING  # noqa: E402
 from tasks.mini.scenes import MOTIONS, random_scene, render  # noqa: E402
 
-FRAMES, STRIDE, SCENE_FRAMES, FPS, HEIGHT, WIDTH = 9, 4, 30, 15.0, 64, 112
+FRAMES, STRIDE, SCENE_FRAMES, FPS = 9, 4, 30, 15.0
 
 
-def render_clip(i: int, seed: int) -> tuple[np.ndarray, int, str]:
-    """Clip i: uint8 (FRAMES, 64, 64, 3), its motion index (the motions in turn) and its caption."""
+def render_clip(i: int, seed: int, size: int) -> tuple[np.ndarray, int, str]:
+    """Clip i: uint8 (FRAMES, size, size, 3) cropped from a size x 1.75 size render (the k400 mini's 128x224 at
+    size 128), its motion index (the motions in turn) and its caption."""
     rng = np.random.default_rng([seed, i])
     motion = i % len(MOTIONS)
-    scene = random_scene(rng, SCENE_FRAMES, HEIGHT, WIDTH, FPS, motion=MOTIONS[motion])
+    width = round(size * 1.75)
+    scene = random_scene(rng, SCENE_FRAMES, size, width, FPS, motion=MOTIONS[motion])
     frames, _ = render(scene)
     idx = np.minimum(np.arange(FRAMES) * STRIDE, SCENE_FRAMES - 1)
-    x0 = int(rng.integers(0, WIDTH - HEIGHT + 1))
-    return frames[idx, :, x0:x0 + HEIGHT], motion, scene.caption()
+    x0 = int(rng.integers(0, width - size + 1))
+    return frames[idx, :, x0:x0 + size], motion, scene.caption()
 
 
-def render_set(n: int, seed: int, workers: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def render_set(n: int, seed: int, workers: int, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """uint8 video (N, 3, FRAMES, size, size) (kept as bytes: 6,000 clips at 128 px are 2.7 GB, 11 GB as floats)."""
     with Pool(workers) as pool:
-        items = pool.starmap(render_clip, [(i, seed) for i in range(n)], chunksize=32)
-    video = torch.from_numpy(np.stack([x for x, _, _ in items])).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+        items = pool.starmap(render_clip, [(i, seed, size) for i in range(n)], chunksize=32)
+    video = torch.from_numpy(np.stack([x for x, _, _ in items])).permute(0, 4, 1, 2, 3).contiguous()
     return video, torch.tensor([y for _, y, _ in items]), [c for _, _, c in items]
+
+
+def as_input(video: torch.Tensor) -> torch.Tensor:
+    return video.float() / 127.5 - 1
 
 
 class Net(nn.Module):
@@ -105,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=int, default=64, help="clip side in pixels (64, or 128 as the protocols read)")
+    ap.add_argument("--init", type=Path, help="start from a --save file (e.g. trained at another --size)")
+    ap.add_argument("--save", type=Path, help="write the trained weights (.safetensors; the trunk's keys are "
+                    "PyraTok's `trunk.*`, so `--model-arg init_from=` loads them into a configuration with "
+                    "semantic_trunk=32)")
     ap.add_argument("--json", type=Path, help="write the settings and the accuracy curve here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     k400_mini = [m for m in KINETICS_MINI[400].values() if m in MOTIONS]  # the scene motions of k400-cls's mini split
 
     t0 = time.time()
-    video, labels, captions = render_set(args.clips, args.seed, args.threads)
+    video, labels, captions = render_set(args.clips, args.seed, args.threads, args.size)
     held = args.clips // 10
     train_x, train_y, train_c = video[:-held], labels[:-held], captions[:-held]
     test_x, test_y = video[-held:], labels[-held:]
@@ -133,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     net = Net(args.dim, args.norm == "group")
     text_mlp = nn.Sequential(nn.Linear(caption_emb.shape[1], 256), nn.SiLU(), nn.Linear(256, args.dim))
     head = nn.Linear(args.dim, len(MOTIONS))
+    if args.init:
+        from safetensors.torch import load_file
+
+        state = load_file(str(args.init))
+        for name, module in (("", net), ("text_mlp.", text_mlp)):
+            module.load_state_dict({k[len(name):]: v for k, v in state.items() if k.startswith(name)
+                                    and not (name == "" and k.startswith("text_mlp."))})
     params = list(net.parameters()) + list(text_mlp.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, args.lr)
     pool = (lambda f: f.mean((2, 3, 4))) if args.pooling == "mean" else (lambda f: f.amax((2, 3, 4)))
@@ -141,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     for step in range(1, args.steps + 1):
         i = torch.randint(0, len(train_y), (args.batch_size,), generator=gen)
-        feats = pool(net(train_x[i]))
+        feats = pool(net(as_input(train_x[i])))
         if args.objective == "labels":
             loss = F.cross_entropy(head(feats), train_y[i])
         else:
@@ -151,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         if step % args.eval_every == 0 or step == args.steps:
             with torch.no_grad():
-                feats = torch.cat([pool(net(x)) for x in test_x.split(64)])
+                feats = torch.cat([pool(net(as_input(x))) for x in test_x.split(32)])
                 row = {"step": step, "loss": round(float(loss), 4), "seconds": round(time.time() - t0, 1)}
                 if args.objective == "labels":  # no text path was trained: the classifier's own accuracy
                     row["supervised-10"] = float((head(feats).argmax(1) == test_y).float().mean())
@@ -161,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
             curve.append(row)
             print("  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
                   flush=True)
+    if args.save:
+        from safetensors.torch import save_file
+
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.contiguous() for k, v in net.state_dict().items()}
+        state.update({f"text_mlp.{k}": v.contiguous() for k, v in text_mlp.state_dict().items()})
+        save_file(state, str(args.save), metadata={"script": "scripts/motion_trunk_study.py",
+                                                   "settings": json.dumps({k: str(v) for k, v in vars(args).items()})})
     if args.json:
         chance = {k: 1 / len(c) for k, (_, c) in names.items()} | {"supervised-10": 1 / len(MOTIONS)}
         args.json.parent.mkdir(parents=True, exist_ok=True)

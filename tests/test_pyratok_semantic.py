@@ -66,7 +66,7 @@ def test_alignment_is_learned_from_text_free_encoding_and_nothing_is_decoded(sma
     m = small_model
     seen = []
     forward = m.quantizer.forward
-    monkeypatch.setattr(m.quantizer, "forward", lambda feats, text=None: seen.append(text) or forward(feats, text))
+    monkeypatch.setattr(m.quantizer, "forward", lambda feats, text=None, semantic=None: seen.append(text) or forward(feats, text, semantic))
     monkeypatch.setattr(m, "decode_value", lambda *a, **k: pytest.fail("the semantic stage must not decode"))
     video = torch.rand(2, 3, 5, 32, 32) * 2 - 1
     caps = ["a red square slides left over a brick wall", "a blue circle spins over a cloudy sky"]

@@ -19,6 +19,8 @@ class PyraTokConfig(WithBackbone):
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     vae: str | None = None
     init: str = "random"  # "random" | "downsample" (models/tokenizer/structured_init.py; ignored with `vae`)
+    colour_bits: int = 0  # with init="downsample": bit channels of the last level that start as the colour code (0:
+    #                       all); the others start at zero, room for what the semantic trunk brings
     freeze: Any = None  # parameter-name prefixes kept frozen in training (the paper freezes the pretrained encoder)
     # LoRA in training (paper §3.2.3: r 16, alpha 32 in the encoder blocks); 0: none. Exported bundles are merged.
     lora_rank: int = 0
@@ -40,6 +42,12 @@ class PyraTokConfig(WithBackbone):
     # 0 = none (the paper's design), and the blocks it adds at the deepest grid
     semantic_trunk: int = 0
     semantic_trunk_depth: int = 2
+    semantic_trunk_scale: int = 1  # the trunk reads the clip area-downsampled by this factor in space
+    semantic_trunk_source: str = "own"  # "own": each level reads the trunk's output at its stride; "deepest": every
+    #                                     level reads the deepest (the semantic one), resampled causally to its grid
+    semantic_into: str = "lateral"  # where a level adds the trunk's projected features: "lateral" (before its norms)
+    #                                 or "code" (its pre-sign values: a linear read-out of the trunk into the code,
+    #                                 not squashed by the structured start's anchor-dominated norms)
     text_scale: float = 0.7  # the release's lapq_text_condition_scale (its code forces 0; here it is used)
     align_levels: Any = "all"  # "none" | "last" | "all" | [1-based levels]
     inv_temperature: float = 100.0
@@ -52,6 +60,8 @@ class PyraTokConfig(WithBackbone):
     text_hidden: int = 512
     # loss weights (paper Appendix D) and the unit weights inside each group
     w_recon: float = 2.5
+    recon_clips: int = 0  # clips of each batch decoded for the reconstruction terms (0: all); the rest train the
+    #                       codebook, alignment and prior terms only, so a large alignment batch stays affordable
     w_codebook: float = 2.5
     w_ar: float = 1.5
     w_drift: float = 0.6
@@ -151,6 +161,19 @@ STAGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                  {"steps": 1500, "lr": 1e-3, "warmup": 50, "crop": 128, "clip_frames": 17, "batch_size": 8,
                   "scene_fraction": 1.0, "caption_dropout": 0.1, "scene_time_stride": 4}),
 }
+# `lang` (the bundled checkpoint's recipe, docs/pyratok.md "Training record"): the paper's 16-bit code at every level
+# (2 residual stages; the structured start gives 8 of the 16 bit channels the colour code and leaves 8 at zero), a
+# semantic trunk pretrained on captioned scenes (scripts/motion_trunk_study.py --save; given as `init_from`) and kept
+# frozen as the paper keeps its pretrained encoder, alignment learned from text-free encodings pooled by the mean,
+# as the tasks read them; a batch of 4 UCF-101 clips (decoded) and 16 captioned scenes (aligned, not decoded).
+STAGES["lang"] = ({"codebook_bits": 16, "residual_stages": 2, "colour_bits": 8, "semantic_trunk": 32,
+                   "semantic_trunk_scale": 2, "semantic_trunk_source": "deepest",
+                   "semantic_into": "code",
+                   "freeze": ["backbone.vae.encoder", "backbone.vae.quant_conv", "trunk"],
+                   "text_condition": 0.0, "align_pooling": "mean", "recon_clips": 4, "w_text_align": 1.0,
+                   "aux_warmup": 100},
+                  {"steps": 600, "lr": 5e-4, "warmup": 50, "batch_size": 20, "scene_fraction": 0.8, "crop": 128,
+                   "clip_frames": 9, "caption_dropout": 0.1, "scene_time_stride": 4, "threads": 2})
 ABLATIONS: dict[str, dict[str, Any]] = {
     **{f"levels{n}": {"levels": n} for n in (1, 2, 3, 4)},
     **{f"bits{k}": {"codebook_bits": k} for k in (10, 14, 18)},

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.pyratok.trunk import causal_resample
 from models.tokenizer.binary import factorized_entropy_loss, residual_sign_quantize
 from models.tokenizer.quantizer import QuantizedLevel, Quantizer, QuantizerOutput, TextContext, causal_pool
 
@@ -91,10 +92,14 @@ class LaPQLevel(nn.Module):
         self.to_bits = nn.Linear(dim, bits)
 
     def forward(self, feat: torch.Tensor, prev: torch.Tensor | None, text: TextContext | None,
-                semantic: torch.Tensor | None = None) -> torch.Tensor:
+                semantic: torch.Tensor | None = None, semantic_into: str = "lateral") -> torch.Tensor:
+        """`semantic`: the semantic trunk's features projected to this level's width ("lateral": added to the
+        lateral, before the norms) or to its k code channels ("code": added to the pre-sign values)."""
         b, _, t, h, w = feat.shape
         x = self.lateral(feat)
-        if semantic is not None:  # the semantic trunk's features on this grid, projected (models/pyratok/trunk.py)
+        if semantic is not None and semantic.shape[2:] != x.shape[2:]:  # a coarser trunk grid: onto this one
+            semantic = causal_resample(semantic, tuple(x.shape[2:]))
+        if semantic is not None and semantic_into == "lateral":
             x = x + semantic
         x = x.flatten(2).transpose(1, 2)  # (B, N, dim)
         if self.prev is not None and prev is not None:
@@ -104,8 +109,8 @@ class LaPQLevel(nn.Module):
             ctx = self.text_norm(self.text_kv(text.tokens))
             attn, _ = self.attn(x, ctx, ctx, key_padding_mask=~text.mask, need_weights=False)
             x = x + self.text_scale * attn
-        z = self.to_bits(self.out_norm(x))
-        return z.transpose(1, 2).reshape(b, -1, t, h, w)
+        z = self.to_bits(self.out_norm(x)).transpose(1, 2).reshape(b, -1, t, h, w)
+        return z + semantic if semantic is not None and semantic_into == "code" else z
 
 
 class LaPQ(Quantizer):
@@ -117,7 +122,7 @@ class LaPQ(Quantizer):
                  bits: int = 16, residual_stages: int = 1, dim: int = 64, heads: int = 4, text_dim: int = 256,
                  align_levels="all", text_scale: float = 0.7, inv_temperature: float = 100.0,
                  lateral_kernel: int = 1, lateral_depth: int = 1,
-                 semantic_channels: dict[tuple[int, int, int], int] | None = None):
+                 semantic_channels: dict[tuple[int, int, int], int] | None = None, semantic_into: str = "lateral"):
         super().__init__()
         if not 1 <= bits <= 30:
             raise ValueError(f"codebook_bits must be 1..30, got {bits}")
@@ -137,8 +142,12 @@ class LaPQ(Quantizer):
         # with a semantic trunk: one 1x1x1 projection per level from the trunk's output on its grid, zero at the
         # start so that adding the trunk does not change a trained model's codes
         self.semantic_in = None
+        if semantic_into not in ("lateral", "code"):
+            raise ValueError(f"semantic_into must be 'lateral' or 'code', got {semantic_into!r}")
+        self.semantic_into = semantic_into
         if semantic_channels is not None:
-            self.semantic_in = nn.ModuleList(nn.Conv3d(semantic_channels[s], dim, 1) for s in self.strides)
+            width = bits if semantic_into == "code" else dim
+            self.semantic_in = nn.ModuleList(nn.Conv3d(semantic_channels[s], width, 1) for s in self.strides)
             for proj in self.semantic_in:
                 nn.init.zeros_(proj.weight)
                 nn.init.zeros_(proj.bias)
@@ -156,7 +165,7 @@ class LaPQ(Quantizer):
         prev = None
         for i, (block, feat) in enumerate(zip(self.blocks, features)):
             sem = self.semantic_in[i](semantic[self.strides[i]]) if semantic is not None else None
-            z = block(feat, prev, text, sem)
+            z = block(feat, prev, text, sem, self.semantic_into)
             value, codes, c = residual_sign_quantize(z, self.residual_stages)
             commit = commit + c / self.residual_stages
             if self.training:

@@ -29,22 +29,28 @@ from models.tokenizer.quantizer import QuantizerOutput, TextContext
 DRIFT_TAP = "mid"
 
 
-def _semantic_channels(trunk: SemanticTrunk, backbone: WanBackbone) -> dict[tuple[int, int, int], int]:
-    """The trunk's width at each tap stride (its strides are the encoder's, so every tap has one)."""
-    return {tuple(s): trunk.channels_at(s) for s in backbone.tap_strides.values()}
+def _semantic_channels(trunk: SemanticTrunk, backbone: WanBackbone, source: str) -> dict[tuple[int, int, int], int]:
+    """The width of what the trunk gives each tap stride (its strides are the encoder's, so every tap has one)."""
+    if source not in ("own", "deepest"):
+        raise ValueError(f"semantic_trunk_source must be 'own' or 'deepest', got {source!r}")
+    return {tuple(s): trunk.channels_at(trunk.strides[-1] if source == "deepest" else s)
+            for s in backbone.tap_strides.values()}
 
 
 class PyraTokModel(TokenizerModel):
     def __init__(self, cfg: PyraTokConfig, text_encoder: FrozenTextEncoder | None = None):
         backbone = WanBackbone.from_config(cfg.backbone, cfg.vae)
         trunk = (SemanticTrunk(cfg.semantic_trunk, list(backbone.vae.config.temperal_downsample),
-                               cfg.semantic_trunk_depth) if cfg.semantic_trunk else None)
+                               cfg.semantic_trunk_depth, input_scale=cfg.semantic_trunk_scale)
+                 if cfg.semantic_trunk else None)
         quantizer = LaPQ(backbone.tap_channels, backbone.tap_strides, levels=cfg.levels, bits=cfg.codebook_bits,
                          residual_stages=cfg.residual_stages, dim=cfg.lapq_dim, heads=cfg.lapq_heads,
                          text_dim=cfg.text_dim, align_levels=cfg.align_levels, text_scale=cfg.text_scale,
                          inv_temperature=cfg.inv_temperature, lateral_kernel=cfg.lateral_kernel,
                          lateral_depth=cfg.lateral_depth,
-                         semantic_channels=_semantic_channels(trunk, backbone) if trunk is not None else None)
+                         semantic_channels=(_semantic_channels(trunk, backbone, cfg.semantic_trunk_source)
+                                            if trunk is not None else None),
+                         semantic_into=cfg.semantic_into)
         super().__init__(backbone, quantizer)
         self.trunk = trunk
         self._text_encoder = text_encoder
@@ -71,8 +77,18 @@ class PyraTokModel(TokenizerModel):
     def quantize(self, video: torch.Tensor, text: TextContext | None = None) -> QuantizerOutput:
         """The encoder taps (and the semantic trunk's features, when configured) through LaPQ."""
         feats = self.backbone.encode_taps(video, self.quantizer.taps)
-        semantic = self.trunk(video) if self.trunk is not None else None
-        return self.quantizer([feats[t] for t in self.quantizer.taps], text, semantic)
+        return self.quantizer([feats[t] for t in self.quantizer.taps], text, self.semantic_features(video))
+
+    def semantic_features(self, video: torch.Tensor) -> dict[tuple[int, int, int], torch.Tensor] | None:
+        """What the semantic trunk gives each level's stride (None without a trunk); with source "deepest" every
+        stride gets the deepest output (LaPQ resamples it causally onto the level's grid)."""
+        if self.trunk is None:
+            return None
+        out = self.trunk(video)
+        if self.cfg.semantic_trunk_source == "deepest":
+            deepest = out[self.trunk.strides[-1]]
+            out = {s: deepest for s in out}
+        return out
 
     # -- text ----------------------------------------------------------------------------------------------------
     @property
@@ -140,12 +156,14 @@ class PyraTokModel(TokenizerModel):
             x_in = mask_video(video, generator, cfg.mask_frames, cfg.mask_spatial_max, cfg.mask_patch)
         taps = list(self.quantizer.taps) + ([DRIFT_TAP] if self._drift_ref and cfg.w_drift > 0 else [])
         feats = self.backbone.encode_taps(x_in, list(dict.fromkeys(taps)))
-        q: QuantizerOutput = self.quantizer([feats[t] for t in self.quantizer.taps], cond)
+        semantic = self.semantic_features(x_in)
+        q: QuantizerOutput = self.quantizer([feats[t] for t in self.quantizer.taps], cond, semantic)
         zero = video.new_zeros(())
         recon = None
-        if cfg.w_recon > 0:
-            recon = self.decode_value(q.quantized, clamp=False)
-            terms = dict(self.recon_terms(recon, video))
+        if cfg.w_recon > 0:  # the first `recon_clips` clips are decoded (all with 0): decoding is the costly part
+            n = cfg.recon_clips or len(video)
+            recon = self.decode_value(q.quantized[:n], clamp=False)
+            terms = dict(self.recon_terms(recon, video[:n]))
         else:  # a stage that trains only the shallow levels and the text path does not decode
             terms = {"l1": zero, "ssim": zero}
         terms["commitment"], terms["entropy"] = q.losses["commitment"], q.losses["entropy"]

@@ -77,17 +77,30 @@ def export_bundle(checkpoint_dir: str | Path, out_stem: str | Path, half: bool =
     return weights, stem.with_suffix(".json")
 
 
+def weights_path(source: str | Path) -> Path:
+    """A checkpoint folder, a bundle stem or a .safetensors file -> its .safetensors file."""
+    src = Path(source)
+    path = src / "model.safetensors" if src.is_dir() else src.with_suffix(".safetensors")
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: no weights at {path} (give a checkpoint folder or a bundle stem)")
+    return path
+
+
+def source_has(source: str | Path, prefix: str) -> bool:
+    """Whether the weights at `source` hold any tensor whose name starts with `prefix` (reads only the header)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights_path(source)), framework="pt") as f:
+        return any(k.startswith(prefix) for k in f.keys())
+
+
 def load_matching(model, source: str | Path) -> list[str]:
     """Start `model` from another run's weights (a checkpoint folder or a bundle's .safetensors / stem): every
     parameter or buffer with the same name and shape is copied; returns the names left at their fresh values (a
     module the source lacks or has in another shape). Safetensors only: loading executes no code."""
     from safetensors.torch import load_file
 
-    src = Path(source)
-    path = src / "model.safetensors" if src.is_dir() else src.with_suffix(".safetensors")
-    if not path.is_file():
-        raise FileNotFoundError(f"init_from: no weights at {path} (give a checkpoint folder or a bundle stem)")
-    weights = load_file(str(path))
+    weights = load_file(str(weights_path(source)))
     if has_lora_keys(weights):  # a LoRA-trained run: its adapted kernels, merged (LoRA is added after init_from)
         weights = merge_lora_state(weights)
     state = model.state_dict()
@@ -99,6 +112,11 @@ def load_matching(model, source: str | Path) -> list[str]:
             else:
                 fresh.append(name)
     return fresh
+
+
+def _freezes(prefixes, name: str) -> bool:
+    prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes or [])
+    return any(name.startswith(p) for p in prefixes)
 
 
 def apply_freeze(model, prefixes) -> int:
@@ -160,8 +178,7 @@ def _to_bits_inputs(model, calib: torch.Tensor) -> torch.Tensor:
     seen = []
     hook = model.quantizer.blocks[-1].to_bits.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
     try:
-        feats = model.backbone.encode_taps(calib, list(model.quantizer.taps))
-        model.quantizer([feats[t] for t in model.quantizer.taps], None)
+        model.quantize(calib, None)
     finally:
         hook.remove()
     return seen[-1].reshape(-1, seen[-1].shape[-1])
@@ -178,7 +195,8 @@ def structured_init(model, mixture: ClipMixture, tcfg: TrainConfig) -> float:
 
     init_backbone_as_downsample(model.backbone.vae)
     last = model.quantizer.blocks[-1]
-    init_lapq_last_level(last, model.cfg.codebook_bits)
+    colour = model.cfg.colour_bits or model.cfg.codebook_bits
+    init_lapq_last_level(last, colour)
     rng = np.random.default_rng([tcfg.seed, 99])
     clips = []
     for name, n in mixture.counts(8).items():
@@ -186,7 +204,7 @@ def structured_init(model, mixture: ClipMixture, tcfg: TrainConfig) -> float:
     calib = to_model_input(torch.stack([c.frames for c in clips]))
     model.eval()
     if model.cfg.residual_stages > 1:  # successive-approximation codes of the colours `to_bits` reads
-        init_successive_bits(last.to_bits, _to_bits_inputs(model, calib), model.cfg.residual_stages)
+        init_successive_bits(last.to_bits, _to_bits_inputs(model, calib), model.cfg.residual_stages, rows=colour)
     err = init_binary_readout(model, calib)
     model.train()
     return err
@@ -224,20 +242,27 @@ def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = No
           f"LPIPS {'on' if model.lpips.available else 'off: ' + model.lpips.reason}; drift {model.drift_source()}",
           file=sys.stderr)
     fresh_start = not (resume and (out_dir / "config.json").exists())
+    mixture = build_data(data, tcfg, data_root, cache_root)
+    # the structured start, unless the run starts from weights that hold a backbone (a pretrained semantic trunk
+    # alone, for instance, leaves it to the structured start)
+    if (fresh_start and cfg.init == "downsample" and not cfg.vae
+            and not (tcfg.init_from and source_has(tcfg.init_from, "backbone."))):
+        err = structured_init(model, mixture, tcfg)
+        info["init"] = {"kind": "downsample", "readout_rms": err}
+        print(f"[train] structured init (area-downsample start), bit read-out RMS {err:.4f}", file=sys.stderr)
     if tcfg.init_from and fresh_start:
         left = load_matching(model, tcfg.init_from)
         info["init_from"] = {"source": str(tcfg.init_from), "fresh": left}
         print(f"[train] started from {tcfg.init_from}; {len(left)} tensors fresh", file=sys.stderr)
+    if fresh_start and model.trunk is not None and _freezes(cfg.freeze, "trunk.") and not (
+            tcfg.init_from and source_has(tcfg.init_from, "trunk.")):
+        raise ValueError("the semantic trunk is frozen but no pretrained trunk was given: pass --model-arg "
+                         "init_from=<weights holding trunk.*> (scripts/motion_trunk_study.py --save writes them)")
     frozen = apply_freeze(model, cfg.freeze)
     if frozen:
         info["frozen_parameters"] = frozen
     if cfg.w_recon == 0:
         check_decoded_path_frozen(model)
-    mixture = build_data(data, tcfg, data_root, cache_root)
-    if fresh_start and cfg.init == "downsample" and not cfg.vae and not tcfg.init_from:
-        err = structured_init(model, mixture, tcfg)
-        info["init"] = {"kind": "downsample", "readout_rms": err}
-        print(f"[train] structured init (area-downsample start), bit read-out RMS {err:.4f}", file=sys.stderr)
     if cfg.lora_rank:
         info["lora"] = attach_lora(model, cfg)
         print(f"[train] LoRA r {cfg.lora_rank}, alpha {cfg.lora_alpha} on {info['lora']['modules']} convolutions "

@@ -45,12 +45,17 @@ class SemanticTrunk(nn.Module):
 
     `temporal_downsample[i]`: whether encoder stage i halves time (Wan: [False, True, True]); widths double per
     stage from `width`, capped at 4x. With T = 1 + 4k frames and H, W multiples of 8 the grids are exactly the
-    encoder taps' (T' = 1 + (T - 1) / t). `norm=False` drops the normalization (the study's control only)."""
+    encoder taps' (T' = 1 + (T - 1) / t). `norm=False` drops the normalization (the study's control only).
+    `input_scale` s: the trunk reads the clip area-downsampled by s in space (a 128-px clip as the 64-px clips it
+    was pretrained on, at a quarter of the cost); its grids are then s times coarser than the taps'."""
 
-    def __init__(self, width: int, temporal_downsample: list[bool], depth: int = 2, norm: bool = True):
+    def __init__(self, width: int, temporal_downsample: list[bool], depth: int = 2, norm: bool = True,
+                 input_scale: int = 1):
         super().__init__()
-        if width < 1 or depth < 0:
-            raise ValueError(f"semantic trunk width must be >= 1 and depth >= 0, got {width}, {depth}")
+        if width < 1 or depth < 0 or input_scale < 1:
+            raise ValueError(f"semantic trunk width and input_scale must be >= 1 and depth >= 0, got {width}, "
+                             f"{input_scale}, {depth}")
+        self.input_scale = int(input_scale)
         self.stages = nn.ModuleList()
         self.strides: list[tuple[int, int, int]] = []
         self.channels: list[int] = []
@@ -59,7 +64,7 @@ class SemanticTrunk(nn.Module):
             c_out = width * min(2 ** i, 4)
             ft, fs = ft * (2 if halve_time else 1), fs * 2
             self.stages.append(CausalBlock(c_in, c_out, (2 if halve_time else 1, 2, 2), norm))
-            self.strides.append((ft, fs, fs))
+            self.strides.append((ft, fs, fs))  # the encoder stride it serves (its own is input_scale x coarser)
             self.channels.append(c_out)
             c_in = c_out
         self.deep = nn.Sequential(*(CausalBlock(c_in, c_in, (1, 1, 1), norm) for _ in range(depth)))
@@ -70,11 +75,30 @@ class SemanticTrunk(nn.Module):
         return self.channels[self.strides.index(tuple(stride))]
 
     def forward(self, video: torch.Tensor) -> dict[tuple[int, int, int], torch.Tensor]:
+        """Features keyed by the encoder stride they serve; with input_scale s > 1 their grids are s times coarser
+        in space (LaPQ resamples them onto the tap's grid)."""
         out = {}
-        x = video
+        s = self.input_scale
+        x = F.avg_pool3d(video, (1, s, s), ceil_mode=True) if s > 1 else video
         for i, (stage, stride) in enumerate(zip(self.stages, self.strides)):
             x = stage(x)
             if i == len(self.stages) - 1:
                 x = self.deep(x)
             out[stride] = x
         return out
+
+
+def causal_resample(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """(B, C, T, H, W) features of a causal grid onto a finer (or equal) causal grid of `size` (T', H', W'): nearest
+    in space; in time step i takes the latest source step that covers no frame after it (step 0 is frame 0 alone,
+    so target step i of stride t' ends at frame i t', and source step j of stride t at frame j t: j = floor(i t' / t)
+    = floor(i (T - 1) / (T' - 1))). Coarser steps are thus repeated with a lag, never read ahead."""
+    t_src, t_dst = x.shape[2], size[0]
+    if t_src != t_dst:
+        idx = (torch.arange(t_dst, device=x.device) * (t_src - 1) // max(t_dst - 1, 1)) if t_src > 1 else \
+            torch.zeros(t_dst, dtype=torch.long, device=x.device)
+        x = x.index_select(2, idx)
+    if tuple(x.shape[3:]) != tuple(size[1:]):
+        x = F.interpolate(x, size=(t_dst, *size[1:]), mode="nearest")
+    return x
+

@@ -140,14 +140,16 @@ def init_lapq_last_level(block, bits: int) -> None:
 
 
 @torch.no_grad()
-def init_successive_bits(to_bits: nn.Linear, inputs: torch.Tensor, stages: int, colours: int = 3) -> None:
+def init_successive_bits(to_bits: nn.Linear, inputs: torch.Tensor, stages: int, colours: int = 3,
+                         rows: int | None = None) -> None:
     """Fit `to_bits` (reading `inputs`, (N, dim) samples of its input) so that each bit channel is one principal
     colour direction of the inputs, spread over the full range of `stages` residual sign stages: the calibration
     range of the projection, widened by a quarter on each side (other clips hold other colours), maps onto [-2, 2],
     whose 2^S cells of width 4 / 2^S are the stages' levels. Channels beyond the number of colours go to the
     direction with the coarsest cells and are staggered by a fraction of a cell, so the read-out averages them into
-    finer steps."""
-    k = to_bits.out_features
+    finer steps. With `rows`, only the first `rows` bit channels code colour; the others start at zero (free for
+    what a later module brings, e.g. PyraTok's semantic trunk)."""
+    k = rows or to_bits.out_features
     mean = inputs.mean(0)
     _, _, vh = torch.linalg.svd(inputs - mean, full_matrices=False)
     dirs = vh[:min(colours, k)]
@@ -174,10 +176,9 @@ def init_successive_bits(to_bits: nn.Linear, inputs: torch.Tensor, stages: int, 
 def init_binary_readout(model, calib: torch.Tensor) -> float:
     """Least-squares linear map from the last level's bits to the latent colours it came from, written into the
     decoder's first conv (colour channels; channel 3 keeps the constant). Returns the read-out's RMS error."""
-    feats = model.backbone.encode_taps(calib, list(model.quantizer.taps))
-    q = model.quantizer([feats[t] for t in model.quantizer.taps], None)
+    q = model.quantize(calib, None)  # the model's own path (a PyraTok with a semantic trunk passes it too)
     value = model.post_quant(q.quantized)
-    target = feats["latent"][:, :3]
+    target = model.backbone.encode_taps(calib, ["latent"])["latent"][:, :3]
     x = value.movedim(1, -1).reshape(-1, value.shape[1])
     y = target.movedim(1, -1).reshape(-1, 3)
     a = torch.cat([x, torch.ones(len(x), 1)], 1)

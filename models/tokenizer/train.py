@@ -173,7 +173,7 @@ def run_training(model: nn.Module, info: dict[str, Any], cfg: LoopConfig, data: 
             recon = terms.get("_recon")
             last = {k: float(v.detach()) for k, v in terms.items() if not k.startswith("_")}
             if recon is not None:
-                mse = float(((recon.clamp(-1, 1) - video) ** 2).mean()) / 4.0  # on [0, 1]
+                mse = float(((recon.clamp(-1, 1) - video[:len(recon)]) ** 2).mean()) / 4.0  # on [0, 1]; a model may decode a subset
                 last["psnr"] = 10 * math.log10(1.0 / max(mse, 1e-10))
             if step % cfg.log_every == 0 or step == cfg.steps:
                 row = {"step": step, "lr": sched.get_last_lr()[0], "elapsed_s": round(elapsed, 1),
