@@ -99,6 +99,36 @@ def zero_shot(features: torch.Tensor, labels: torch.Tensor, class_emb: torch.Ten
     return float((scores.argmax(1) == truth).float().mean())
 
 
+def write_pyratok_start(path: Path, net: Net, text_mlp: nn.Sequential, offset: int, spread: float,
+                        bits: int = 16, levels: int = 4, text_dim: int = 128, target_spread: float = 2.0) -> None:
+    """Weights named as PyraTok's (tiny-lang: 16-bit code, 4 levels, text width 128, MLP hidden 256) that start
+    every level's code read-out (`quantizer.semantic_in.i`, semantic_into="code") and the text path
+    (`text_adapter.mlp`, `text_to_code`) as this study's trained heads: code channels offset..offset+dim hold the
+    head's space (scaled so the read-out spreads like the colour code, std `target_spread`), the others read
+    nothing, and text lands on the same channels, so cosine(embed_text, pooled code) starts as this study's score."""
+    from safetensors.torch import save_file
+
+    dim = net.out.out_channels
+    if offset + dim > bits or text_mlp[2].in_features != 256:
+        raise ValueError(f"a {dim}-d head at offset {offset} does not fit {bits} code channels / the tiny text MLP")
+    scale = target_spread / max(spread, 1e-6)
+    state = {f"trunk.{k}": v for k, v in net.trunk.state_dict().items()}
+    w = torch.zeros(bits, net.out.in_channels, 1, 1, 1)
+    b = torch.zeros(bits)
+    w[offset:offset + dim], b[offset:offset + dim] = net.out.weight * scale, net.out.bias * scale
+    for i in range(levels):
+        state[f"quantizer.semantic_in.{i}.weight"], state[f"quantizer.semantic_in.{i}.bias"] = w, b
+    state["text_adapter.mlp.0.weight"], state["text_adapter.mlp.0.bias"] = text_mlp[0].weight, text_mlp[0].bias
+    w2, b2 = torch.zeros(text_dim, 256), torch.zeros(text_dim)
+    w2[:dim], b2[:dim] = text_mlp[2].weight, text_mlp[2].bias
+    state["text_adapter.mlp.2.weight"], state["text_adapter.mlp.2.bias"] = w2, b2
+    to_code = torch.zeros(bits, text_dim)
+    to_code[torch.arange(offset, offset + dim), torch.arange(dim)] = 1.0
+    state["text_to_code.weight"], state["text_to_code.bias"] = to_code, torch.zeros(bits)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--objective", choices=("labels", "captions"), default="captions")
@@ -114,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=64, help="clip side in pixels (64, or 128 as the protocols read)")
     ap.add_argument("--init", type=Path, help="start from a --save file (e.g. trained at another --size)")
+    ap.add_argument("--freeze-trunk", action="store_true", help="train only the heads on an --init trunk")
+    ap.add_argument("--pyratok-start", type=Path, help="also write a PyraTok start (`init_from` of --config "
+                    "tiny-lang): the trunk, its code read-out on every level and the text path, the read-out on the "
+                    "code channels from --code-offset on (below them: the structured start's colour channels)")
+    ap.add_argument("--code-offset", type=int, default=8)
     ap.add_argument("--save", type=Path, help="write the trained weights (.safetensors; the trunk's keys are "
                     "PyraTok's `trunk.*`, so `--model-arg init_from=` loads them into a configuration with "
                     "semantic_trunk=32)")
@@ -149,10 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         from safetensors.torch import load_file
 
         state = load_file(str(args.init))
-        for name, module in (("", net), ("text_mlp.", text_mlp)):
+        for name, module in (("", net), ("text_mlp.", text_mlp)):  # heads of another --dim start fresh
+            own = module.state_dict()
             module.load_state_dict({k[len(name):]: v for k, v in state.items() if k.startswith(name)
-                                    and not (name == "" and k.startswith("text_mlp."))})
-    params = list(net.parameters()) + list(text_mlp.parameters()) + list(head.parameters())
+                                    and not (name == "" and k.startswith("text_mlp."))
+                                    and own[k[len(name):]].shape == v.shape}, strict=False)
+    if args.freeze_trunk:
+        net.trunk.requires_grad_(False)
+    params = [p for p in [*net.parameters(), *text_mlp.parameters(), *head.parameters()] if p.requires_grad]
     opt = torch.optim.AdamW(params, args.lr)
     pool = (lambda f: f.mean((2, 3, 4))) if args.pooling == "mean" else (lambda f: f.amax((2, 3, 4)))
     gen = torch.Generator().manual_seed(args.seed)
@@ -188,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         state.update({f"text_mlp.{k}": v.contiguous() for k, v in text_mlp.state_dict().items()})
         save_file(state, str(args.save), metadata={"script": "scripts/motion_trunk_study.py",
                                                    "settings": json.dumps({k: str(v) for k, v in vars(args).items()})})
+    if args.pyratok_start:
+        with torch.no_grad():
+            read_out = torch.cat([net(as_input(x)) for x in train_x[:256].split(32)])
+        write_pyratok_start(args.pyratok_start, net, text_mlp, args.code_offset, float(read_out.std()))
     if args.json:
         chance = {k: 1 / len(c) for k, (_, c) in names.items()} | {"supervised-10": 1 / len(MOTIONS)}
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,9 @@ def test_the_bundled_checkpoint_is_small_and_documented():
     w, j = Path(f"{BUNDLED}.safetensors"), Path(f"{BUNDLED}.json")
     assert w.exists() and j.exists() and w.stat().st_size <= 20 * 2 ** 20
     info = json.loads(j.read_text())
-    assert info["config"]["levels"] == 4 and (info["config"]["codebook_bits"], info["config"]["residual_stages"]) == (4, 5) and info["step"] > 0
+    cfg = info["config"]
+    assert cfg["levels"] == 4 and (cfg["codebook_bits"], cfg["residual_stages"]) == (16, 2) and info["step"] > 0
+    assert cfg["semantic_trunk"] and info["config_name"] == "tiny-lang"  # the recipe docs/pyratok.md records
     assert info["weights"] == w.name
 
 
@@ -43,7 +45,7 @@ def test_tiled_inference_matches_untiled_without_seams(bundled):
     finally:
         bundled.args.update(tiling="auto", tile=256, overlap=64)
     assert tiled.shape == full.shape
-    assert tokens.bits.item() == 3 * 8 * 12 * 20  # one code grid: the same bits as untiled
+    assert tokens.bits.item() == 3 * 8 * 12 * 32  # one code grid: the same bits as untiled
     err = (tiled - full).abs()
     seam = err[..., 32:64].mean()  # the columns where the two tiles overlap
     assert err.mean() < 0.03 and seam < 0.05
@@ -53,7 +55,8 @@ def test_tiled_inference_matches_untiled_without_seams(bundled):
 
 def test_embed_text_lives_in_the_code_space(bundled):
     e = bundled.embed_text(["a red square", "a blue circle", "a red square"])
-    assert e.shape == (3, 4) and torch.allclose(e[0], e[2])  # the code space: 4 bit channels and not torch.allclose(e[0], e[1])
+    assert e.shape == (3, 16) and torch.allclose(e[0], e[2])  # the code space: 16 bit channels
+    assert not torch.allclose(e[0], e[1])
     assert "text_encoder/model.safetensors" in bundled.weight_hashes()
 
 
@@ -64,7 +67,7 @@ def test_generate_videos_batches_the_prior_and_returns_the_codes_it_decoded(bund
     out = bundled.generate_videos(prompts, [3, 4], 5, 32, 48)
     assert out.video.shape == (2, 3, 5, 32, 48) and out.video.abs().max() <= 1
     names = [lv.name for lv in out.tokens.levels]
-    assert names == [f"l4.s{i}" for i in range(5)] and all(lv.bits.shape == (2, 2, 4, 6, 4) for lv in out.tokens.levels)
+    assert names == [f"l4.s{i}" for i in range(2)] and all(lv.bits.shape == (2, 2, 4, 6, 16) for lv in out.tokens.levels)
     for i in range(2):
         alone = bundled.generate_videos([prompts[i]], [3 + i], 5, 32, 48)
         assert torch.allclose(alone.video[0], out.video[i], atol=1e-4)
@@ -82,11 +85,11 @@ def test_harness_run_ucf101_recon_with_the_bundled_checkpoint(tmp_path, ucf_mini
                  "--no-progress"]) == 0
     res = json.loads(next(tmp_path.glob("pyratok/ucf101-recon@v1/*/result.json")).read_text())
     m = res["metrics"]
-    assert m["bpp"]["value"] == pytest.approx(5 * 16 * 16 * 20 / (17 * 128 * 128))  # 0.0919: 4 bits x 5 stages
+    assert m["bpp"]["value"] == pytest.approx(5 * 16 * 16 * 32 / (17 * 128 * 128))  # 0.147: 16 bits x 2 stages
     assert 10 < m["psnr_frame"]["value"] < 60 and 0 < m["ssim"]["value"] <= 1
     # every residual stage is a code at each cell (as RVQ's stages are)
-    assert m["tokens_per_clip"]["value"] == 5 * (17 * 64 * 64 + 9 * 32 * 32 + 2 * 5 * 16 * 16)
+    assert m["tokens_per_clip"]["value"] == 2 * (17 * 64 * 64 + 9 * 32 * 32 + 2 * 5 * 16 * 16)
     for level in ("l1", "l2", "l3", "l4"):
-        assert all(f"codebook/{level}.s{i}/used_fraction" in m for i in range(5))
+        assert all(f"codebook/{level}.s{i}/used_fraction" in m for i in range(2))
     assert res["model"]["weights"]["weights"] == sha256_file(f"{BUNDLED}.safetensors")
-    assert res["task"]["data"]["limited"] is True and res["model"]["metadata"]["code_bits"] == 20
+    assert res["task"]["data"]["limited"] is True and res["model"]["metadata"]["code_bits"] == 32

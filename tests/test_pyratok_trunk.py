@@ -125,13 +125,16 @@ def test_the_structured_start_codes_colour_on_colour_bits_and_leaves_the_rest_at
     from models.pyratok.config import TrainConfig
     from models.pyratok.train import build_data, structured_init
 
-    cfg = small_config(init="downsample", codebook_bits=8, residual_stages=2, colour_bits=3, semantic_trunk=8)
+    # 16 bits = the latent's 16 channels: the decoder's first conv reads the bits themselves
+    cfg = small_config(init="downsample", codebook_bits=16, residual_stages=2, colour_bits=3, semantic_trunk=8)
     model = PyraTokModel(cfg)
     tcfg = TrainConfig(scene_fraction=1.0)
     err = structured_init(model, build_data("scenes", tcfg, None, None), tcfg)
     to_bits = model.quantizer.blocks[-1].to_bits
     assert to_bits.weight[:3].abs().sum() > 0 and torch.all(to_bits.weight[3:] == 0)
     assert torch.all(to_bits.bias[3:] == 0)
+    reads = model.backbone.vae.decoder.conv_in.weight[:3, :, -1, 1, 1]  # the read-out of each bit channel
+    assert reads[:, :3].abs().sum() > 0 and torch.all(reads[:, 3:] == 0)  # the constant channels are not read
     assert 0 < err < 0.2  # 3 channels x 2 stages still read the colours back
 
 
@@ -205,3 +208,22 @@ def test_into_the_code_the_trunk_adds_a_linear_read_out_to_the_pre_sign_values()
     assert torch.equal(after.levels[-1].stage_codes[0], torch.where(after.levels[-1].z >= 0, 1.0, -1.0))
     with pytest.raises(ValueError, match="semantic_into"):
         PyraTokModel(small_config(semantic_trunk=8, semantic_into="bits"))
+
+
+def test_attention_to_a_single_null_token_takes_the_exact_shortcut():
+    from models.pyratok.lapq import LaPQLevel
+    from models.tokenizer.quantizer import TextContext
+
+    torch.manual_seed(0)
+    level = LaPQLevel(8, 16, 4, 12, 2, has_prev=False, attend_text=True, text_scale=0.7)
+    with torch.no_grad():
+        level.attn.out_proj.weight.normal_()
+    ctx = torch.randn(2, 1, 12)
+    one = TextContext(ctx, torch.ones(2, 1, dtype=torch.bool), ctx[:, 0], torch.zeros(2, dtype=torch.bool))
+    feat = torch.randn(2, 8, 3, 4, 4)
+    fast = level(feat, None, one)
+    k = level.text_norm(level.text_kv(ctx))
+    x = level.norm(level.lateral(feat).flatten(2).transpose(1, 2))
+    full, _ = level.attn(x, k, k, need_weights=False)
+    slow = level.to_bits(level.out_norm(x + 0.7 * full)).transpose(1, 2).reshape(2, 4, 3, 4, 4)
+    assert torch.allclose(fast, slow, atol=1e-5)

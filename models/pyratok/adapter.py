@@ -6,7 +6,7 @@ cell (a 16-bit 4x8x8 tokenizer at 17x128x128: 5x16x16x16 = 20480 bits, 0.0735 bp
 level (each residual stage as its own CodeLevel, MSB-first bits), so codebook usage is reported per level; the
 reconstruction task's `bpp` is the decoder's bits, and `tokens_per_clip` sums codes over all levels.
 
-By default the bundled checkpoint models/pyratok/weights/pyratok-tiny.{safetensors,json} is loaded;
+By default the bundled checkpoint models/pyratok/weights/pyratok-tiny-lang.{safetensors,json} is loaded;
 `--model-arg checkpoint=PATH` takes another bundle (stem, .safetensors or .json) or a training folder, and
 `checkpoint=none` builds a randomly initialized model of `config=NAME` (for tests and speed measurements).
 """
@@ -24,7 +24,7 @@ from models.tokenizer.checkpoint import bundle_files
 from models.tokenizer.tiling import tiled_decode, tiled_quantize
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-BUNDLED = WEIGHTS_DIR / "pyratok-tiny"
+BUNDLED = WEIGHTS_DIR / "pyratok-tiny-lang"
 
 
 def check_overrides(cfg, train: dict[str, Any], overrides: dict[str, Any], checkpoint: str) -> None:
@@ -52,7 +52,7 @@ class PyraTokAdapter(ModelAdapter):
                              notes="bits = last level (the decoder's input); all levels in Tokens.levels")
     trainer = "models.pyratok.train:train"
 
-    def __init__(self, device: str | torch.device = "cpu", checkpoint: str | None = None, config: str = "tiny",
+    def __init__(self, device: str | torch.device = "cpu", checkpoint: str | None = None, config: str = "tiny-lang",
                  tile: int = 256, overlap: int = 64, tiling: str = "auto", temperature: float = 1.0,
                  top_k: int | None = None, feature_kind: str = "continuous", **overrides: Any):
         from models.pyratok.config import PyraTokConfig, get_config
@@ -61,7 +61,7 @@ class PyraTokAdapter(ModelAdapter):
         from harness.io import read_json
 
         ckpt = str(BUNDLED) if checkpoint is None else str(checkpoint)
-        super().__init__(device, checkpoint=ckpt if checkpoint is not None else "bundled:pyratok-tiny",
+        super().__init__(device, checkpoint=ckpt if checkpoint is not None else "bundled:pyratok-tiny-lang",
                          config=config, tile=int(tile), overlap=int(overlap), tiling=tiling,
                          temperature=float(temperature), top_k=top_k, feature_kind=feature_kind, **overrides)
         self._files: dict[str, Path] = {}

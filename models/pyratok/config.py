@@ -20,7 +20,8 @@ class PyraTokConfig(WithBackbone):
     vae: str | None = None
     init: str = "random"  # "random" | "downsample" (models/tokenizer/structured_init.py; ignored with `vae`)
     colour_bits: int = 0  # with init="downsample": bit channels of the last level that start as the colour code (0:
-    #                       all); the others start at zero, room for what the semantic trunk brings
+    #                       all); the others start at zero, room for what the semantic trunk brings, and (when
+    #                       the code width is the latent's, as in tiny-lang) unread by the decoder's read-out
     freeze: Any = None  # parameter-name prefixes kept frozen in training (the paper freezes the pretrained encoder)
     # LoRA in training (paper §3.2.3: r 16, alpha 32 in the encoder blocks); 0: none. Exported bundles are merged.
     lora_rank: int = 0
@@ -130,9 +131,10 @@ TINY_BACKBONE = BackboneConfig(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num
 
 CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # (model overrides, train overrides)
-    # the recipe of the bundled checkpoint (models/pyratok/weights/pyratok-tiny.*; docs/pyratok.md "Training record"):
-    # structured area-downsample start, the encoder side of the reconstruction path kept frozen (the paper freezes its
-    # pretrained encoder), entropy weight 0.1 (Open-MAGVIT2 / BSQ) instead of the unit weight
+    # the base of the bundled checkpoint's recipe (`tiny-lang`, below) and of the ablations; until 2026-12-05 the
+    # bundle itself (a colour codec, 4 bits x 5 stages; docs/pyratok.md "Training record"): structured area-downsample
+    # start, the encoder side of the reconstruction path kept frozen (the paper freezes its pretrained encoder),
+    # entropy weight 0.1 (Open-MAGVIT2 / BSQ) instead of the unit weight
     "tiny": ({"backbone": asdict(TINY_BACKBONE), "lapq_dim": 32, "lapq_heads": 2, "text_dim": 128,
               "text_hidden": 256, "ar_dim": 64, "ar_layers": 2, "ar_heads": 2, "ar_window": 128,
               "aux_warmup": 600, "mask_prob": 0.1, "init": "downsample", "w_text_align": 0.5, "w_entropy": 0.1,
@@ -163,16 +165,18 @@ STAGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 # `lang` (the bundled checkpoint's recipe, docs/pyratok.md "Training record"): the paper's 16-bit code at every level
 # (2 residual stages; the structured start gives 8 of the 16 bit channels the colour code and leaves 8 at zero), a
-# semantic trunk pretrained on captioned scenes (scripts/motion_trunk_study.py --save; given as `init_from`) and kept
-# frozen as the paper keeps its pretrained encoder, alignment learned from text-free encodings pooled by the mean,
-# as the tasks read them; a batch of 4 UCF-101 clips (decoded) and 16 captioned scenes (aligned, not decoded).
+# semantic trunk pretrained on captioned scenes and kept frozen as the paper keeps its pretrained encoder; every
+# level's code read-out of it and the text path start from that pretraining's heads (`init_from`: the file
+# scripts/motion_trunk_study.py --pyratok-start writes); everything the decoder reads stays frozen but the read-out;
+# alignment from text-free encodings pooled by the mean, as the tasks read them; a batch of 4 UCF-101 clips
+# (decoded: the reconstruction terms keep the read-out off the colour channels) and 16 captioned scenes (aligned).
 STAGES["lang"] = ({"codebook_bits": 16, "residual_stages": 2, "colour_bits": 8, "semantic_trunk": 32,
                    "semantic_trunk_scale": 2, "semantic_trunk_source": "deepest",
                    "semantic_into": "code",
-                   "freeze": ["backbone.vae.encoder", "backbone.vae.quant_conv", "trunk"],
+                   "freeze": ["backbone", "trunk", "quantizer.blocks.last"],
                    "text_condition": 0.0, "align_pooling": "mean", "recon_clips": 4, "w_text_align": 1.0,
-                   "aux_warmup": 100},
-                  {"steps": 600, "lr": 5e-4, "warmup": 50, "batch_size": 20, "scene_fraction": 0.8, "crop": 128,
+                   "aux_warmup": 0},
+                  {"steps": 200, "lr": 3e-4, "warmup": 20, "batch_size": 20, "scene_fraction": 0.8, "crop": 96,
                    "clip_frames": 9, "caption_dropout": 0.1, "scene_time_stride": 4, "threads": 2})
 ABLATIONS: dict[str, dict[str, Any]] = {
     **{f"levels{n}": {"levels": n} for n in (1, 2, 3, 4)},

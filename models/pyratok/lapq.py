@@ -107,10 +107,23 @@ class LaPQLevel(nn.Module):
         x = self.norm(x)
         if self.attend_text and text is not None:
             ctx = self.text_norm(self.text_kv(text.tokens))
-            attn, _ = self.attn(x, ctx, ctx, key_padding_mask=~text.mask, need_weights=False)
+            if ctx.shape[1] == 1:  # one key (the null token): softmax is 1, every query gets W_o W_v ctx; skip Q K
+                attn = self._single_key_attention(ctx)
+            else:
+                attn, _ = self.attn(x, ctx, ctx, key_padding_mask=~text.mask, need_weights=False)
             x = x + self.text_scale * attn
         z = self.to_bits(self.out_norm(x)).transpose(1, 2).reshape(b, -1, t, h, w)
         return z + semantic if semantic is not None and semantic_into == "code" else z
+
+
+    def _single_key_attention(self, ctx: torch.Tensor) -> torch.Tensor:
+        """nn.MultiheadAttention's output for a context of one token, (B, 1, dim): its value through the output
+        projection, whatever the queries (exact; it saves the query and key projections over every cell)."""
+        attn = self.attn
+        dim = ctx.shape[-1]
+        w_v = attn.in_proj_weight[2 * dim:]
+        b_v = attn.in_proj_bias[2 * dim:] if attn.in_proj_bias is not None else None
+        return attn.out_proj(F.linear(ctx, w_v, b_v))
 
 
 class LaPQ(Quantizer):

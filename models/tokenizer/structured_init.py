@@ -181,6 +181,9 @@ def init_binary_readout(model, calib: torch.Tensor) -> float:
     target = model.backbone.encode_taps(calib, ["latent"])["latent"][:, :3]
     x = value.movedim(1, -1).reshape(-1, value.shape[1])
     y = target.movedim(1, -1).reshape(-1, 3)
+    # bit channels constant on the calibration clips (e.g. the ones `colour_bits` leaves at zero) get no weight: a
+    # minimum-norm solution would share the intercept with them, and they would shift the colours once they move
+    x = torch.where(x.std(0) > 0, x, torch.zeros_like(x))
     a = torch.cat([x, torch.ones(len(x), 1)], 1)
     sol = torch.linalg.lstsq(a, y, driver="gelsd").solution  # (k + 1, 3); SVD: exact for rank-deficient x too
     conv = model.backbone.vae.post_quant_conv
