@@ -79,6 +79,20 @@ def test_a_stage_without_reconstruction_keeps_the_last_levels_trunk_projection_f
         check_decoded_path_frozen(model)
 
 
+def codes_of_a_clip_and_its_later_frames_changed(cfg):
+    """LaPQ output of a 9-frame clip and of the same clip with frames 5-8 replaced, through a model whose trunk
+    projections are random (non-zero), for causality checks."""
+    torch.manual_seed(0)
+    model = PyraTokModel(cfg).eval()
+    with torch.no_grad():
+        for proj in model.quantizer.semantic_in:
+            proj.weight.normal_(0, 0.5)
+        x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+        later = x.clone()
+        later[:, :, 5:] = torch.rand(1, 3, 4, 32, 32) * 2 - 1
+        return model.quantize(x, None), model.quantize(later, None)
+
+
 def test_a_trunk_reading_a_downsampled_clip_serves_the_same_levels():
     torch.manual_seed(0)
     trunk = SemanticTrunk(8, [False, True, True], depth=1, input_scale=2).eval()
@@ -93,15 +107,7 @@ def test_a_trunk_reading_a_downsampled_clip_serves_the_same_levels():
     plain.load_state_dict(trunk.state_dict())
     assert all(torch.allclose(trunk(full)[s], plain(half)[s], atol=1e-6) for s in trunk.strides)
     # inside PyraTok each level gets the features on its own grid (nearest), and the whole path stays causal
-    model = PyraTokModel(small_config(semantic_trunk=8, semantic_trunk_scale=2)).eval()
-    with torch.no_grad():
-        for proj in model.quantizer.semantic_in:
-            proj.weight.normal_(0, 0.5)
-    x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
-    later = x.clone()
-    later[:, :, 5:] = torch.rand(1, 3, 4, 32, 32) * 2 - 1
-    with torch.no_grad():
-        a, b = model.quantize(x, None), model.quantize(later, None)
+    a, b = codes_of_a_clip_and_its_later_frames_changed(small_config(semantic_trunk=8, semantic_trunk_scale=2))
     assert [tuple(lv.z.shape[2:]) for lv in a.levels] == [(9, 16, 16), (5, 8, 8), (3, 4, 4), (3, 4, 4)]
     assert torch.equal(a.levels[-1].z[:, :, :2], b.levels[-1].z[:, :, :2])
     assert not torch.equal(a.levels[-1].z[:, :, 2], b.levels[-1].z[:, :, 2])
@@ -178,15 +184,10 @@ def test_causal_resample_repeats_coarse_steps_with_a_lag_and_never_reads_ahead()
 
 def test_every_level_can_read_the_deepest_trunk_output_causally():
     torch.manual_seed(0)
-    model = PyraTokModel(small_config(semantic_trunk=8, semantic_trunk_source="deepest")).eval()
+    cfg = small_config(semantic_trunk=8, semantic_trunk_source="deepest")
+    model = PyraTokModel(cfg)
     assert all(p.weight.shape[1] == model.trunk.channels[-1] for p in model.quantizer.semantic_in)
-    with torch.no_grad():
-        for proj in model.quantizer.semantic_in:
-            proj.weight.normal_(0, 0.5)
-        x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
-        later = x.clone()
-        later[:, :, 5:] = torch.rand(1, 3, 4, 32, 32) * 2 - 1
-        a, b = model.quantize(x, None), model.quantize(later, None)
+    a, b = codes_of_a_clip_and_its_later_frames_changed(cfg)
     assert torch.equal(a.levels[0].z[:, :, :5], b.levels[0].z[:, :, :5])  # frame 4 reads deep step 1 = frames 1-4
     assert not torch.equal(a.levels[0].z[:, :, 8], b.levels[0].z[:, :, 8])
     with pytest.raises(ValueError, match="semantic_trunk_source"):
