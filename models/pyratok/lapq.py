@@ -115,7 +115,6 @@ class LaPQLevel(nn.Module):
         z = self.to_bits(self.out_norm(x)).transpose(1, 2).reshape(b, -1, t, h, w)
         return z + semantic if semantic is not None and semantic_into == "code" else z
 
-
     def _single_key_attention(self, ctx: torch.Tensor) -> torch.Tensor:
         """nn.MultiheadAttention's output for a context of one token, (B, 1, dim): its value through the output
         projection, whatever the queries (exact; it saves the query and key projections over every cell)."""
