@@ -114,9 +114,13 @@ def load_matching(model, source: str | Path) -> list[str]:
     return fresh
 
 
+def _prefix_list(prefixes) -> list[str]:
+    """`freeze` as given in a configuration (one prefix, a list, or nothing) -> a list."""
+    return [prefixes] if isinstance(prefixes, str) else list(prefixes or [])
+
+
 def _freezes(prefixes, name: str) -> bool:
-    prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes or [])
-    return any(name.startswith(p) for p in prefixes)
+    return any(name.startswith(p) for p in _prefix_list(prefixes))
 
 
 def apply_freeze(model, prefixes) -> int:
@@ -125,7 +129,7 @@ def apply_freeze(model, prefixes) -> int:
     values."""
     if not prefixes:
         return 0
-    prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+    prefixes = _prefix_list(prefixes)
     for group in ("quantizer.blocks.", "quantizer.semantic_in."):
         symbolic = group + "last"
         if any(x.startswith(symbolic) for x in prefixes):
@@ -242,6 +246,10 @@ def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = No
           f"LPIPS {'on' if model.lpips.available else 'off: ' + model.lpips.reason}; drift {model.drift_source()}",
           file=sys.stderr)
     fresh_start = not (resume and (out_dir / "config.json").exists())
+    if fresh_start and model.trunk is not None and _freezes(cfg.freeze, "trunk.") and not (
+            tcfg.init_from and source_has(tcfg.init_from, "trunk.")):  # refused before any work is done
+        raise ValueError("the semantic trunk is frozen but no pretrained trunk was given: pass --model-arg "
+                         "init_from=<weights holding trunk.*> (scripts/motion_trunk_study.py --save writes them)")
     mixture = build_data(data, tcfg, data_root, cache_root)
     # the structured start, unless the run starts from weights that hold a backbone (a pretrained semantic trunk
     # alone, for instance, leaves it to the structured start)
@@ -254,10 +262,6 @@ def train(config: str = "tiny", data: str = "ucf101", data_root: str | None = No
         left = load_matching(model, tcfg.init_from)
         info["init_from"] = {"source": str(tcfg.init_from), "fresh": left}
         print(f"[train] started from {tcfg.init_from}; {len(left)} tensors fresh", file=sys.stderr)
-    if fresh_start and model.trunk is not None and _freezes(cfg.freeze, "trunk.") and not (
-            tcfg.init_from and source_has(tcfg.init_from, "trunk.")):
-        raise ValueError("the semantic trunk is frozen but no pretrained trunk was given: pass --model-arg "
-                         "init_from=<weights holding trunk.*> (scripts/motion_trunk_study.py --save writes them)")
     frozen = apply_freeze(model, cfg.freeze)
     if frozen:
         info["frozen_parameters"] = frozen
